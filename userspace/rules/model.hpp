@@ -1,0 +1,151 @@
+// The rules model: what a rule file (SPEC §2) says, validated, with no knowledge
+// of YAML or BPF. The parser (parser.hpp) fills it; the compiler (compiler.hpp)
+// turns it into flat datapath entries; the gate reads identity, catalog and
+// authorization from it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "rules/ipv4.hpp"
+
+namespace vaultwall::rules {
+
+// Where a value came from, for diagnostics that name file:line:col.
+struct SourcePos {
+    std::string file;
+    int line = 0;  // 1-based; 0 = unknown
+    int col = 0;   // 1-based
+};
+
+enum class Proto : std::uint8_t { tcp = 6, udp = 17 };
+
+struct Endpoint {
+    std::uint32_t addr = 0;  // IPv4, host byte order
+    std::uint16_t port = 0;
+    Proto proto = Proto::tcp;
+    SourcePos pos;
+};
+
+struct PrivateEndpoint {
+    std::string vnet;        // name of a `vnets` entry
+    std::uint32_t vni = 0;   // resolved from the VNet
+    Endpoint endpoint;
+};
+
+struct Subnet {
+    std::string name;
+    Ipv4Prefix prefix;
+    SourcePos pos;
+};
+
+struct Vnet {
+    std::string name;
+    std::uint32_t vni = 0;  // 1 .. 2^24-1; 0 means "plain traffic" and is refused
+    std::vector<Subnet> subnets;
+    SourcePos pos;
+};
+
+enum class DefaultAction { allow, deny };
+enum class Bypass { azure_services, none };
+enum class Authorization { access_policies, rbac };
+
+struct IpRule {
+    Ipv4Prefix prefix;
+    SourcePos pos;
+};
+
+// `prod-vnet/app`: every address of that subnet, arriving over the VNet's VNI.
+struct VnetRule {
+    std::string vnet;
+    std::string subnet;
+    std::uint32_t vni = 0;
+    Ipv4Prefix prefix;
+    SourcePos pos;
+};
+
+// Permissions as Key Vault spells them ("get", "wrapKey", "all"...), per
+// object kind: "secrets", "keys", "certificates".
+struct AccessPolicy {
+    std::string object_id;
+    std::map<std::string, std::set<std::string>> permissions;
+    SourcePos pos;
+};
+
+struct RoleAssignment {
+    std::string principal_id;
+    std::string role;   // built-in Key Vault data role name
+    std::string scope;  // "/", "/secrets/NAME", "/keys/NAME", "/certificates/NAME"
+    SourcePos pos;
+};
+
+struct Vault {
+    std::string name;
+    std::string tenant_id;
+    std::string subscription_id;
+    std::string location;
+    std::vector<Endpoint> endpoints;
+    std::vector<PrivateEndpoint> private_endpoints;
+    std::string upstream;  // e.g. http://127.0.0.1:8200
+    bool public_network_access = true;
+    DefaultAction default_action = DefaultAction::deny;
+    Bypass bypass = Bypass::azure_services;
+    std::vector<IpRule> ip_rules;        // merged: no duplicates
+    std::vector<VnetRule> vnet_rules;    // merged: no duplicates
+    Authorization authorization = Authorization::access_policies;
+    std::vector<AccessPolicy> access_policies;
+    std::vector<RoleAssignment> role_assignments;
+    SourcePos pos;
+};
+
+struct Issuer {
+    std::string issuer;
+    std::string jwks_file;  // absolute after loading (relative paths resolved)
+    std::string jwks_url;   // optional HTTPS JWKS source
+};
+
+struct Identity {
+    std::string audience = "https://vault.azure.net";
+    std::string authority = "https://login.microsoftonline.com";
+    std::vector<Issuer> issuers;
+};
+
+struct TrustedService {
+    std::string id;
+    std::string name;
+    std::string scenario;
+    std::vector<std::string> app_ids;
+    std::vector<std::string> resource_types;
+    std::vector<std::string> operations;  // "keys/get", "secrets/get", ...
+};
+
+struct Gate {
+    std::string tls_cert;   // absolute after loading
+    std::string tls_key;
+    std::string audit_log;
+};
+
+struct Host {
+    std::uint16_t vxlan_port = 4789;
+    std::vector<Ipv4Prefix> vteps;
+};
+
+struct RuleFile {
+    std::string path;  // the file this was loaded from
+    int version = 1;
+    Host host;
+    Identity identity;
+    std::string trusted_services_file;  // absolute; empty when none
+    std::vector<TrustedService> trusted_services;
+    std::optional<Gate> gate;
+    std::optional<std::string> metrics;  // "127.0.0.1:9469"
+    std::vector<Vnet> vnets;
+    std::vector<Vault> vaults;
+    std::vector<std::string> warnings;  // "file:line:col: warning: ..."
+};
+
+}  // namespace vaultwall::rules
