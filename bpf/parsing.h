@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Header parsers for the datapath. Each one reads at the cursor, bounds every
+ * access against both the end of the frame (what the verifier needs) and the
+ * semantic end of the enclosing datagram (what the protocol says), and moves
+ * the cursor past what it parsed. They return 0 on success and -1 when the
+ * header is truncated or invalid; callers turn -1 into drop.malformed.
+ */
+#ifndef VAULTWALL_PARSING_H
+#define VAULTWALL_PARSING_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#define VW_VLAN_MAX_DEPTH 2
+#define VW_ETH_P_8021Q 0x8100
+#define VW_ETH_P_8021AD 0x88a8
+#define VW_IP_MF 0x2000
+#define VW_IP_OFFSET 0x1fff
+#define VW_VXLAN_FLAG_I 0x08
+
+struct cursor {
+	void *pos;      /* next byte to parse */
+	void *end;      /* semantic end: the frame, then the datagram */
+	void *data_end; /* end of the frame, for the verifier */
+};
+
+struct vw_vlan_hdr {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+struct vw_vxlan_hdr {
+	__u8 flags;
+	__u8 reserved1[3];
+	__u8 vni[3];
+	__u8 reserved2;
+};
+
+/* True when `len` bytes at the cursor lie inside the frame and the datagram. */
+static __always_inline int cursor_has(struct cursor *c, __u32 len)
+{
+	if (c->pos + len > c->data_end)
+		return 0;
+	if (c->pos + len > c->end)
+		return 0;
+	return 1;
+}
+
+static __always_inline int is_vlan_proto(__be16 proto)
+{
+	return proto == bpf_htons(VW_ETH_P_8021Q) ||
+	       proto == bpf_htons(VW_ETH_P_8021AD);
+}
+
+/* Ethernet plus at most two VLAN tags; *proto gets the EtherType after them
+ * (a VLAN EtherType when there was a third tag: "not IPv4" to the caller). */
+static __always_inline int parse_ethernet(struct cursor *c, __be16 *proto)
+{
+	struct ethhdr *eth = c->pos;
+	__be16 type;
+	int i;
+
+	if (!cursor_has(c, sizeof(*eth)))
+		return -1;
+	type = eth->h_proto;
+	c->pos = eth + 1;
+
+#pragma unroll
+	for (i = 0; i < VW_VLAN_MAX_DEPTH; i++) {
+		struct vw_vlan_hdr *vlan = c->pos;
+
+		if (!is_vlan_proto(type))
+			break;
+		if (!cursor_has(c, sizeof(*vlan)))
+			return -1;
+		type = vlan->encapsulated_proto;
+		c->pos = vlan + 1;
+	}
+	*proto = type;
+	return 0;
+}
+
+/* IPv4 header with options. On success the cursor's semantic end becomes the
+ * end of the datagram (tot_len), so later layers cannot read padding. */
+static __always_inline int parse_ipv4(struct cursor *c, struct iphdr **iph)
+{
+	struct iphdr *ip = c->pos;
+	__u32 hdr_len, tot_len;
+
+	if (!cursor_has(c, sizeof(*ip)))
+		return -1;
+	if (ip->version != 4 || ip->ihl < 5)
+		return -1;
+	hdr_len = ip->ihl * 4;
+	tot_len = bpf_ntohs(ip->tot_len);
+	if (tot_len < hdr_len)
+		return -1;
+	if (!cursor_has(c, hdr_len) || !cursor_has(c, tot_len))
+		return -1;
+	c->end = c->pos + tot_len;
+	c->pos += hdr_len;
+	*iph = ip;
+	return 0;
+}
+
+static __always_inline int ipv4_is_fragment(const struct iphdr *ip)
+{
+	return (ip->frag_off & bpf_htons(VW_IP_MF | VW_IP_OFFSET)) != 0;
+}
+
+static __always_inline int ipv4_is_first_fragment(const struct iphdr *ip)
+{
+	return (ip->frag_off & bpf_htons(VW_IP_OFFSET)) == 0;
+}
+
+/* Ports (and TCP flags) of the transport header at the cursor. Only TCP and
+ * UDP have ports; for anything else ports stay 0 and nothing is read. */
+struct l4_info {
+	__be16 sport;
+	__be16 dport;
+	__u8 syn;
+	__u8 ack;
+};
+
+static __always_inline int parse_l4(struct cursor *c, __u8 protocol,
+				    struct l4_info *l4)
+{
+	if (protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = c->pos;
+
+		if (!cursor_has(c, sizeof(*tcp)))
+			return -1;
+		l4->sport = tcp->source;
+		l4->dport = tcp->dest;
+		l4->syn = tcp->syn;
+		l4->ack = tcp->ack;
+		c->pos = tcp + 1;
+	} else if (protocol == IPPROTO_UDP) {
+		struct udphdr *udp = c->pos;
+
+		if (!cursor_has(c, sizeof(*udp)))
+			return -1;
+		l4->sport = udp->source;
+		l4->dport = udp->dest;
+		c->pos = udp + 1;
+	}
+	return 0;
+}
+
+/* Destination port of a first UDP fragment (only 4 bytes are needed). */
+static __always_inline int peek_udp_dport(struct cursor *c, __be16 *dport)
+{
+	struct udphdr *udp = c->pos;
+
+	if (!cursor_has(c, 4))
+		return -1;
+	if ((void *)udp + 4 > c->data_end)
+		return -1;
+	*dport = udp->dest;
+	return 0;
+}
+
+/* VXLAN header with the I flag, and room for the inner Ethernet header. */
+static __always_inline int parse_vxlan(struct cursor *c, __u32 *vni)
+{
+	struct vw_vxlan_hdr *vx = c->pos;
+
+	if (!cursor_has(c, sizeof(*vx) + sizeof(struct ethhdr)))
+		return -1;
+	if (!(vx->flags & VW_VXLAN_FLAG_I))
+		return -1;
+	*vni = ((__u32)vx->vni[0] << 16) | ((__u32)vx->vni[1] << 8) | vx->vni[2];
+	c->pos = vx + 1;
+	return 0;
+}
+
+#endif /* VAULTWALL_PARSING_H */

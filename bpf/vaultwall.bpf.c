@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * vaultwall's XDP programs.
+ *
+ *  xdp_vaultwall  - attached to the NIC: classify, count, record admissions,
+ *                   pass or drop.
+ *  xdp_vw_explain - never attached: `vaultwallctl explain` runs it with
+ *                   BPF_PROG_TEST_RUN on a synthesized frame. It shares the
+ *                   maps and the classify() steps, but moves no counter and
+ *                   writes no admission; it prepends its verdict to the frame.
+ */
+#include <xdp/xdp_helpers.h>
+
+#include "classify.h"
+
+/* libxdp: run this program first in a dispatcher chain, pass on XDP_PASS. */
+struct {
+	__uint(priority, 10);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(xdp_vaultwall);
+
+static __always_inline void count(const struct verdict *v, __u64 bytes)
+{
+	struct vw_counter *counter;
+	__u32 idx = v->reason;
+
+	if (v->reason < VW_GLOBAL_REASONS) {
+		counter = bpf_map_lookup_elem(&vw_global_counters, &idx);
+	} else {
+		idx = VW_VAULT_COUNTER_INDEX(v->vault_id, v->reason);
+		counter = bpf_map_lookup_elem(&vw_vault_counters, &idx);
+	}
+	if (counter) {
+		counter->packets++;
+		counter->bytes += bytes;
+	}
+	if (v->rule_id) {
+		__u64 *hits = bpf_map_lookup_elem(&vw_rule_hits, &v->rule_id);
+
+		if (hits)
+			(*hits)++;
+	}
+}
+
+/* SPEC §3.8: a passing SYN to a protected endpoint leaves a record the gate
+ * finds by the 4-tuple it sees after accept(). */
+static __always_inline void record_admission(const struct flow *f,
+					     const struct verdict *v)
+{
+	struct vw_flow_key key = {
+		.saddr = f->saddr,
+		.daddr = f->daddr,
+		.sport = f->l4.sport,
+		.dport = f->l4.dport,
+	};
+	struct vw_admission adm = {
+		.timestamp_ns = bpf_ktime_get_ns(),
+		.generation = v->generation,
+		.vault_id = v->vault_id,
+		.reason = v->reason,
+		.vni = f->vni,
+		.rule_id = v->rule_id,
+	};
+
+	bpf_map_update_elem(&vw_admissions, &key, &adm, BPF_ANY);
+}
+
+static __always_inline int admits_syn(const struct flow *f,
+				      const struct verdict *v)
+{
+	return v->vault_id && reason_passes(v->reason) &&
+	       f->protocol == IPPROTO_TCP && f->l4.syn && !f->l4.ack;
+}
+
+SEC("xdp")
+int xdp_vaultwall(struct xdp_md *ctx)
+{
+	struct flow f = {};
+	struct verdict v = {};
+
+	classify(ctx, &f, &v);
+	count(&v, ctx->data_end - ctx->data);
+	if (admits_syn(&f, &v))
+		record_admission(&f, &v);
+	return reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
+}
+
+SEC("xdp")
+int xdp_vw_explain(struct xdp_md *ctx)
+{
+	struct flow f = {};
+	struct verdict v = {};
+	struct vw_explain_result *out;
+	int action;
+
+	classify(ctx, &f, &v);
+	action = reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*out)))
+		return XDP_ABORTED;
+	out = (void *)(long)ctx->data;
+	if ((void *)(out + 1) > (void *)(long)ctx->data_end)
+		return XDP_ABORTED;
+	out->magic = VW_EXPLAIN_MAGIC;
+	out->action = action;
+	out->reason = v.reason;
+	out->vault_id = v.vault_id;
+	out->rule_id = v.rule_id;
+	out->vni = f.vni;
+	out->generation = v.generation;
+	return action;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

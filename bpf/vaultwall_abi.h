@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one ABI shared by the XDP program (bpf/) and user space (userspace/):
+ * map keys and values, verdict reasons, limits. Nothing else defines these.
+ *
+ * Atomic reloads: every rule-set table is keyed by a *set* number (0 or 1).
+ * A packet reads `vw_state.active_set` once and uses only that set's entries,
+ * so it is classified wholly by one rule set. User space writes the inactive
+ * set, flips `active_set`, then waits for an RCU grace period (every XDP run
+ * is an RCU read-side section) before it touches the old set again.
+ *
+ * Identities that must survive reloads (vault ids, rule ids) index the
+ * counters and are *not* per set, so counters carry across reloads.
+ */
+#ifndef VAULTWALL_ABI_H
+#define VAULTWALL_ABI_H
+
+#include <linux/types.h>
+
+#define VW_SETS 2                     /* double-buffered rule sets */
+#define VW_MAX_VAULTS 4096            /* vault ids 1..VW_MAX_VAULTS-1; 0 = none */
+#define VW_DEFAULT_MAX_RULES (1u << 20) /* rule ids 1..max-1, per host; configurable */
+#define VW_MAX_ENDPOINTS 65536        /* per set */
+#define VW_MAX_VTEP_PREFIXES 4096     /* per set */
+#define VW_ADMISSIONS 262144          /* LRU of SYN admission records */
+#define VW_VAULT_NAME_LEN 64
+
+/* Bits of the rule LPM key before the source address: set, vault, vni. */
+#define VW_RULE_KEY_FIXED_BITS 96
+/* Bits of the VTEP LPM key before the source address: set. */
+#define VW_VTEP_KEY_FIXED_BITS 32
+
+/*
+ * Verdict reasons. The first group is counted globally, the second per
+ * vault. Names (SPEC §4) are in userspace/bpfmaps/reasons.hpp.
+ */
+enum vw_reason {
+	VW_PASS_NOT_IPV4 = 0,
+	VW_PASS_UNPROTECTED,
+	VW_DROP_MALFORMED,
+	VW_DROP_UNTRUSTED_VTEP,
+	VW_DROP_FRAGMENT,
+	VW_DROP_NOT_PRIVATE_LINK,
+	VW_GLOBAL_REASONS, /* count of global reasons; not a reason */
+
+	VW_PASS_PRIVATE_ENDPOINT = VW_GLOBAL_REASONS,
+	VW_PASS_IP_RULE,
+	VW_PASS_VNET_RULE,
+	VW_PASS_DEFAULT_ALLOW,
+	VW_PASS_TRUSTED_CANDIDATE,
+	VW_DROP_NO_RULE,
+	VW_DROP_PUBLIC_ACCESS_DISABLED,
+	VW_REASONS, /* count of all reasons; not a reason */
+};
+#define VW_VAULT_REASONS (VW_REASONS - VW_GLOBAL_REASONS)
+
+/* Index into vw_vault_counters for (vault id, per-vault reason). */
+#define VW_VAULT_COUNTER_INDEX(vault_id, reason) \
+	((vault_id) * VW_VAULT_REASONS + ((reason) - VW_GLOBAL_REASONS))
+
+/* Value of the per-CPU counter maps. */
+struct vw_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* vw_state[0]: which set is live. Written only by user space. */
+struct vw_state {
+	__u32 active_set;   /* 0 or 1 */
+	__u32 pad;
+	__u64 generation;   /* rule-set generation now live; 0 = none installed */
+};
+
+/* vw_config[set]: host settings of that set. */
+struct vw_config {
+	__u16 vxlan_port;   /* host byte order */
+	__u8 installed;     /* 0: set empty, every packet passes unclassified */
+	__u8 pad;
+	__u32 pad2;
+};
+
+/* vw_vaults[set * VW_MAX_VAULTS + vault_id] */
+#define VW_VAULT_PRESENT (1u << 0)
+#define VW_VAULT_PUBLIC_DISABLED (1u << 1)
+#define VW_VAULT_DEFAULT_ALLOW (1u << 2)
+#define VW_VAULT_BYPASS (1u << 3)
+struct vw_vault {
+	__u32 flags;
+};
+
+/* Endpoint lookup key. vni 0: public endpoint; vni N: private endpoint of the
+ * VNet with VNI N; vni VW_VNI_ANY_PRIVATE: "some private endpoint lives at this
+ * address:port" (drives drop.not_private_link). */
+#define VW_VNI_ANY_PRIVATE 0xffffffffu
+#define VW_VNI_MAX 0xffffffu
+struct vw_endpoint_key {
+	__u8 set;
+	__u8 proto;         /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 port;         /* network byte order */
+	__u32 vni;
+	__u32 addr;         /* network byte order */
+};
+
+#define VW_EP_PRIVATE (1u << 0)
+struct vw_endpoint {
+	__u32 vault_id;
+	__u32 flags;
+};
+
+/* Addresses that carry any protected endpoint (fragment rule, SPEC §3.4). */
+struct vw_addr_key {
+	__u32 set;
+	__u32 addr;         /* network byte order */
+};
+
+/* Source rules: LPM key (set, vault, vni, source). prefixlen counts all bits:
+ * VW_RULE_KEY_FIXED_BITS + the source prefix length. */
+struct vw_rule_key {
+	__u32 prefixlen;
+	__u32 set;
+	__u32 vault_id;
+	__u32 vni;          /* 0: ip rule; else virtual-network rule */
+	__u32 addr;         /* network byte order */
+};
+
+/* VTEP underlay sources: LPM key (set, source). */
+struct vw_vtep_key {
+	__u32 prefixlen;    /* VW_VTEP_KEY_FIXED_BITS + source prefix length */
+	__u32 set;
+	__u32 addr;         /* network byte order */
+};
+
+/* vw_vault_names[vault_id]: stable vault identities (not per set), so a
+ * restarted daemon keeps the same ids and counters. Empty name: free id. */
+struct vw_vault_name {
+	char name[VW_VAULT_NAME_LEN];
+};
+
+/* vw_rule_hits[rule_id] (per CPU): packets admitted by that rule. */
+
+/* Flow 4-tuple of an admitted SYN (the inner flow for VXLAN). Network order. */
+struct vw_flow_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u32 pad;          /* zero */
+};
+
+struct vw_admission {
+	__u64 timestamp_ns; /* bpf_ktime_get_ns() */
+	__u64 generation;
+	__u32 vault_id;
+	__u32 reason;       /* enum vw_reason (a pass reason) */
+	__u32 vni;
+	__u32 rule_id;      /* 0 when no rule admitted it */
+};
+
+/* What the explain program writes in front of the packet it was given. */
+#define VW_EXPLAIN_MAGIC 0x76776578u /* "vwex" */
+struct vw_explain_result {
+	__u32 magic;
+	__u32 action;       /* XDP_PASS / XDP_DROP */
+	__u32 reason;
+	__u32 vault_id;
+	__u32 rule_id;
+	__u32 vni;
+	__u64 generation;
+};
+
+#endif /* VAULTWALL_ABI_H */

@@ -1,0 +1,106 @@
+// Installs compiled rule sets into the datapath's maps, atomically.
+//
+// The maps hold two rule sets (vaultwall_abi.h). install() writes only the
+// difference between the idle set and the new rules into the idle set, flips
+// the live set, then waits for an RCU grace period so no packet still runs on
+// the old set before the next install may rewrite it. Vault and rule ids are
+// stable while a vault or rule stays, so their counters carry across reloads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bpfmaps/datapath.hpp"
+#include "rules/compiled.hpp"
+#include "vaultwall_abi.h"
+
+namespace vaultwall::bpfmaps {
+
+struct VaultDiff {
+    std::string vault;
+    std::size_t rules_added = 0;
+    std::size_t rules_removed = 0;
+};
+
+struct InstallReport {
+    std::uint64_t generation = 0;
+    std::size_t vaults = 0;
+    std::size_t endpoints = 0;
+    std::size_t rules = 0;
+    std::vector<VaultDiff> diff;          // only vaults whose rules changed
+    std::chrono::microseconds took{0};
+    std::vector<std::uint32_t> vault_ids;  // by index of CompiledRuleSet::vaults
+    std::vector<std::uint32_t> rule_ids;   // by index of CompiledRuleSet::rules
+};
+
+// One source rule as the datapath holds it.
+struct LiveRule {
+    std::uint32_t rule_id = 0;
+    std::uint32_t vault_id = 0;
+    std::uint32_t vni = 0;
+    std::uint32_t addr = 0;  // host byte order
+    std::uint8_t len = 0;
+};
+
+// Identity of a rule across reloads: the rule key without its set.
+struct RuleIdent {
+    std::uint32_t vault_id, vni, addr;  // addr in host byte order
+    std::uint8_t len;
+    friend bool operator==(const RuleIdent&, const RuleIdent&) = default;
+};
+struct RuleIdentHash {
+    std::size_t operator()(const RuleIdent& r) const noexcept;
+};
+
+class Installer {
+public:
+    // Adopts whatever the maps hold (a fresh load, or a previous daemon's).
+    explicit Installer(const Datapath& dp);
+
+    // Throws (changing nothing live) when the set does not fit the maps.
+    InstallReport install(const rules::CompiledRuleSet& set);
+
+    std::uint64_t generation() const { return generation_; }
+    std::optional<std::uint32_t> vault_id(const std::string& name) const;
+    std::optional<std::string> vault_name(std::uint32_t id) const;
+    std::map<std::uint32_t, std::string> vault_names() const;
+    std::vector<LiveRule> live_rules() const;
+
+private:
+    struct SetShadow {
+        std::uint16_t vxlan_port = 0;
+        std::map<std::uint32_t, std::uint32_t> vault_flags;  // id -> flags
+        std::map<std::pair<std::uint32_t, std::uint8_t>, bool> vteps;
+        std::map<std::tuple<std::uint8_t, std::uint16_t, std::uint32_t, std::uint32_t>,
+                 vw_endpoint> endpoints;  // (proto, port, vni, addr) in network order
+        std::map<std::uint32_t, bool> protected_addrs;  // network order
+        std::unordered_map<RuleIdent, std::uint32_t, RuleIdentHash> rules;
+    };
+
+    void read_state();
+    void read_names();
+    void read_set(std::uint32_t set, SetShadow& out) const;
+    std::vector<std::uint32_t> assign_vault_ids(const rules::CompiledRuleSet& set);
+    void release_unused_vault_ids();
+    void write_set(std::uint32_t set, SetShadow& have, const SetShadow& want);
+    void flip(std::uint32_t new_live);
+    void zero_vault_counters(std::uint32_t vault_id);
+    void zero_rule_hits(std::uint32_t rule_id);
+
+    const Datapath& dp_;
+    std::uint32_t max_rules_;
+    std::uint32_t live_ = 0;
+    std::uint64_t generation_ = 0;
+    std::map<std::uint32_t, std::string> names_;  // vault id -> name
+    SetShadow sets_[VW_SETS];
+};
+
+// Waits until every XDP run that started before the call has finished.
+void wait_for_datapath_grace_period();
+
+}  // namespace vaultwall::bpfmaps
