@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vaultwall builds, tests and demos with.
+# Idempotent: apt-get skips what is already there.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake pkg-config clang llvm
+  # datapath
+  libbpf-dev libxdp-dev bpftool xdp-tools libelf-dev zlib1g-dev linux-libc-dev
+  # user space
+  libspdlog-dev libfmt-dev libyaml-cpp-dev libboost-dev libssl-dev nlohmann-json3-dev libcli11-dev
+  # tests, lab and benchmarks
+  libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl
+  netsniff-ng procps util-linux
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
