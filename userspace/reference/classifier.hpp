@@ -1,0 +1,68 @@
+// Reference classifier: docs/datapath.md implemented directly in C++ over a
+// CompiledRuleSet, independent of the BPF program; the oracle differential
+// tests compare the kernel against.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "reference/reasons.hpp"
+#include "rules/compiled.hpp"
+#include "vaultwall_abi.h"
+
+namespace vaultwall::reference {
+
+struct Verdict {
+    bool pass;
+    vw_reason reason;
+    int vault = -1;  // index into set.vaults; -1 for global reasons
+    int rule = -1;   // index into set.rules; -1 when no rule admitted it
+    std::uint32_t vni = 0;   // VNI of the VXLAN header once it was read, else 0
+    bool admission = false;  // SYN admission recorded (datapath.md step 8)
+};
+
+class Classifier {
+public:
+    explicit Classifier(const rules::CompiledRuleSet& set);
+    Verdict classify(const std::uint8_t* frame, std::size_t len) const;
+
+    const rules::CompiledRuleSet& rule_set() const { return set_; }
+
+    // Lookups the classifier is built from, exposed for tests and `explain`.
+    // Longest rule of `vault` with `vni` containing `src` (host order), or -1.
+    int match_rule(std::uint32_t vault, std::uint32_t vni, std::uint32_t src) const;
+    bool is_vtep(std::uint32_t src) const;
+
+private:
+    struct U128Hash {
+        std::size_t operator()(const std::pair<std::uint64_t, std::uint64_t>& k) const {
+            std::uint64_t h = k.first * 0x9E3779B97F4A7C15ull ^ (k.second + 0x632BE59BD9B4E019ull);
+            h ^= h >> 29;
+            h *= 0xBF58476D1CE4E5B9ull;
+            return static_cast<std::size_t>(h ^ (h >> 32));
+        }
+    };
+    using Key = std::pair<std::uint64_t, std::uint64_t>;
+
+    static Key endpoint_key(std::uint32_t vni, std::uint32_t addr, std::uint16_t port,
+                            std::uint8_t proto);
+
+    rules::CompiledRuleSet set_;
+    // (vni, addr, port, proto) -> endpoint index; first one wins.
+    std::unordered_map<Key, std::size_t, U128Hash> endpoints_;
+    // (addr, port, proto) of private endpoints of any VNI.
+    std::unordered_set<Key, U128Hash> private_any_;
+    // every address carrying some endpoint
+    std::unordered_set<std::uint32_t> endpoint_addrs_;
+    // rules: (vault, vni) -> bitmask of prefix lengths present (bit L = /L)
+    std::unordered_map<Key, std::uint64_t, U128Hash> rule_lengths_;
+    // (vault, vni, len, network) -> rule index
+    std::unordered_map<Key, int, U128Hash> rules_;
+    std::uint64_t vtep_lengths_ = 0;
+    std::unordered_set<Key, U128Hash> vteps_;
+};
+
+}  // namespace vaultwall::reference
