@@ -233,17 +233,19 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
         if (v.bypass) flags |= VW_VAULT_BYPASS;
         want.vault_flags[rep.vault_ids[i]] = flags;
     }
+    // The first endpoint at an address wins (the compiler refuses duplicates).
     for (const auto& e : set.endpoints) {
         const std::uint32_t vid = rep.vault_ids.at(e.vault);
         const auto proto = static_cast<std::uint8_t>(e.proto);
         const std::uint16_t port = htons(e.port);
         const std::uint32_t addr = htonl(e.addr);
         if (e.is_private) {
-            want.endpoints[{proto, port, e.vni, addr}] = vw_endpoint{vid, VW_EP_PRIVATE};
+            want.endpoints.emplace(std::tuple{proto, port, e.vni, addr},
+                                   vw_endpoint{vid, VW_EP_PRIVATE});
             want.endpoints.emplace(std::tuple{proto, port, VW_VNI_ANY_PRIVATE, addr},
                                    vw_endpoint{vid, VW_EP_PRIVATE});
         } else {
-            want.endpoints[{proto, port, 0u, addr}] = vw_endpoint{vid, 0};
+            want.endpoints.emplace(std::tuple{proto, port, 0u, addr}, vw_endpoint{vid, 0});
         }
         want.protected_addrs[addr] = true;
     }
