@@ -1,0 +1,66 @@
+#include "gate/admission.hpp"
+
+namespace vaultwall::gate {
+
+const char* reason_name(std::uint32_t r) {
+    switch (r) {
+    case VW_PASS_NOT_IPV4: return "not_ipv4";
+    case VW_PASS_UNPROTECTED: return "unprotected";
+    case VW_DROP_MALFORMED: return "malformed";
+    case VW_DROP_UNTRUSTED_VTEP: return "untrusted_vtep";
+    case VW_DROP_FRAGMENT: return "fragment";
+    case VW_DROP_NOT_PRIVATE_LINK: return "not_private_link";
+    case VW_PASS_PRIVATE_ENDPOINT: return "private_endpoint";
+    case VW_PASS_IP_RULE: return "ip_rule";
+    case VW_PASS_VNET_RULE: return "vnet_rule";
+    case VW_PASS_DEFAULT_ALLOW: return "default_allow";
+    case VW_PASS_TRUSTED_CANDIDATE: return "trusted_candidate";
+    case VW_DROP_NO_RULE: return "no_rule";
+    case VW_DROP_PUBLIC_ACCESS_DISABLED: return "public_access_disabled";
+    default: return "unknown";
+    }
+}
+
+Admission resolve_admission(const std::optional<vw_admission>& rec, const VaultNameOf& name_of,
+                            const rules::Vault& vault, std::uint32_t client, bool private_endpoint) {
+    Admission a;
+    if (rec) {
+        std::string name = name_of ? name_of(rec->vault_id) : std::string{};
+        bool pass = rec->reason >= VW_PASS_PRIVATE_ENDPOINT && rec->reason <= VW_PASS_TRUSTED_CANDIDATE;
+        bool pe_ok = (rec->reason == VW_PASS_PRIVATE_ENDPOINT) == private_endpoint;
+        if (name == vault.name && pass && pe_ok) {
+            a.admitted = true;
+            a.reason = rec->reason;
+            a.vni = rec->vni;
+            a.rule_id = rec->rule_id;
+            a.from_datapath = true;
+            a.detail = "datapath";
+            return a;
+        }
+        a.detail = "datapath record does not match this vault; ";
+    }
+    // Fail closed.
+    if (private_endpoint) {
+        a.reason = VW_DROP_NOT_PRIVATE_LINK;
+        a.detail += "no datapath record for a private-endpoint connection";
+        return a;
+    }
+    if (!vault.public_network_access) {
+        a.reason = VW_DROP_PUBLIC_ACCESS_DISABLED;
+        a.detail += "no datapath record; public network access is disabled";
+        return a;
+    }
+    for (const auto& r : vault.ip_rules) {
+        if (r.prefix.contains(client)) {
+            a.admitted = true;
+            a.reason = VW_PASS_IP_RULE;
+            a.detail += "user-space ip rule " + r.prefix.str();
+            return a;
+        }
+    }
+    a.reason = VW_DROP_NO_RULE;
+    a.detail += "no datapath record and no ip rule admits the client";
+    return a;
+}
+
+}  // namespace vaultwall::gate

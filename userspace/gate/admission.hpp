@@ -1,0 +1,61 @@
+// Step 1 of SPEC §5: how was this connection admitted? The datapath records
+// every admitted SYN (struct vw_admission keyed by the 4-tuple); the gate
+// reads the record after accept(). Without a usable record the gate fails
+// closed: only a client address inside the vault's ip_rules is admitted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "rules/model.hpp"
+#include "vaultwall_abi.h"
+
+namespace vaultwall::gate {
+
+// All addresses and ports in HOST byte order (the BPF adapter converts).
+class AdmissionSource {
+public:
+    virtual ~AdmissionSource() = default;
+    virtual std::optional<vw_admission> lookup(std::uint32_t saddr, std::uint16_t sport, std::uint32_t daddr,
+                                               std::uint16_t dport) = 0;
+};
+
+// Maps a datapath vault id to the vault's name ("" when unknown).
+using VaultNameOf = std::function<std::string(std::uint32_t)>;
+
+struct Admission {
+    bool admitted = false;
+    std::uint32_t reason = VW_DROP_NO_RULE;  // enum vw_reason
+    std::uint32_t vni = 0;
+    std::uint32_t rule_id = 0;
+    bool from_datapath = false;  // false: user-space fallback
+    std::string detail;
+};
+
+// Name of a pass/drop reason as SPEC §4 spells it ("ip_rule", "no_rule", ...).
+const char* reason_name(std::uint32_t reason);
+
+// `rec`: the datapath record for the connection, if any. It is used only if
+// it names this vault (by `name_of`) and carries a pass reason; otherwise the
+// fallback applies: a connection to a private endpoint, or to a vault whose
+// public network access is disabled, is refused; a public one is admitted
+// only when `client` (host order) is inside one of the vault's ip_rules.
+Admission resolve_admission(const std::optional<vw_admission>& rec, const VaultNameOf& name_of,
+                            const rules::Vault& vault, std::uint32_t client, bool private_endpoint);
+
+// The adapter for the daemon: the pinned LRU hash `vw_admissions`
+// (struct vw_flow_key -> struct vw_admission). Lives in vw_gate_bpf so that
+// vw_gate does not link libbpf. Does not own the fd.
+class BpfAdmissionSource : public AdmissionSource {
+public:
+    explicit BpfAdmissionSource(int map_fd) : fd_(map_fd) {}
+    std::optional<vw_admission> lookup(std::uint32_t saddr, std::uint16_t sport, std::uint32_t daddr,
+                                       std::uint16_t dport) override;
+
+private:
+    int fd_;
+};
+
+}  // namespace vaultwall::gate

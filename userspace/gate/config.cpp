@@ -1,0 +1,111 @@
+#include "gate/config.hpp"
+
+#include <boost/asio/ssl.hpp>
+
+namespace vaultwall::gate {
+
+Upstream parse_upstream(const std::string& url) {
+    const std::string scheme = "http://";
+    if (url.compare(0, scheme.size(), scheme) != 0)
+        throw GateConfigError("upstream '" + url + "': only http://host:port upstreams are supported");
+    std::string rest = url.substr(scheme.size());
+    while (!rest.empty() && rest.back() == '/') rest.pop_back();
+    if (rest.empty() || rest.find('/') != std::string::npos || rest.find('@') != std::string::npos)
+        throw GateConfigError("upstream '" + url + "': expected http://host:port");
+    Upstream u;
+    auto colon = rest.rfind(':');
+    if (colon == std::string::npos) {
+        u.host = rest;
+        u.port = "80";
+    } else {
+        u.host = rest.substr(0, colon);
+        u.port = rest.substr(colon + 1);
+        if (u.port.empty() || u.port.size() > 5 || u.port.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(u.port) == 0 || std::stoi(u.port) > 65535)
+            throw GateConfigError("upstream '" + url + "': bad port");
+    }
+    if (u.host.empty()) throw GateConfigError("upstream '" + url + "': no host");
+    return u;
+}
+
+std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key) {
+    namespace ssl = boost::asio::ssl;
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    boost::system::error_code ec;
+    ctx->use_certificate_chain_file(cert, ec);
+    if (ec) throw GateConfigError("gate.tls_cert " + cert + ": " + ec.message());
+    ctx->use_private_key_file(key, ssl::context::pem, ec);
+    if (ec) throw GateConfigError("gate.tls_key " + key + ": " + ec.message());
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+        throw GateConfigError("gate.tls_key " + key + " does not match gate.tls_cert " + cert);
+    return ctx;
+}
+
+std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, GateOptions opts) {
+    if (!rf.gate) throw GateConfigError(rf.path + ": no gate section");
+    auto c = std::make_shared<GateConfig>();
+    c->identity = rf.identity;
+    c->catalog = rf.trusted_services;
+    c->vaults = rf.vaults;
+    c->tls_cert = rf.gate->tls_cert;
+    c->tls_key = rf.gate->tls_key;
+    c->audit_log = rf.gate->audit_log;
+    c->limits = opts.limits;
+    c->admission = std::move(opts.admission);
+    c->vault_name_of = std::move(opts.vault_name_of);
+
+    JwtPolicy pol;
+    pol.audience = rf.identity.audience;
+    for (const auto& is : rf.identity.issuers) {
+        IssuerKeys ik;
+        ik.issuer = is.issuer;
+        if (!is.jwks_file.empty()) {
+            try {
+                ik.keys = std::make_shared<const KeySet>(KeySet::load_file(is.jwks_file));
+            } catch (const JwksError& e) {
+                throw GateConfigError(std::string("issuer ") + is.issuer + ": " + e.what());
+            }
+        } else if (!is.jwks_url.empty()) {
+            throw GateConfigError("issuer " + is.issuer + ": jwks_url is not supported yet; use jwks_file");
+        } else {
+            throw GateConfigError("issuer " + is.issuer + ": no jwks_file");
+        }
+        pol.issuers.push_back(std::move(ik));
+    }
+    c->jwt = std::make_shared<const JwtValidator>(std::move(pol), c->limits.token_cache_entries);
+    c->tls = make_server_tls(c->tls_cert, c->tls_key);
+
+    for (std::size_t i = 0; i < c->vaults.size(); ++i) {
+        const auto& v = c->vaults[i];
+        try {
+            c->upstreams.push_back(parse_upstream(v.upstream));
+        } catch (const GateConfigError& e) {
+            throw GateConfigError("vault " + v.name + ": " + e.what());
+        }
+        for (const auto& ep : v.endpoints)
+            if (ep.proto == rules::Proto::tcp) c->routes[{ep.addr, ep.port}].push_back({i, false, 0});
+        for (const auto& pe : v.private_endpoints)
+            if (pe.endpoint.proto == rules::Proto::tcp)
+                c->routes[{pe.endpoint.addr, pe.endpoint.port}].push_back({i, true, pe.vni});
+    }
+    return c;
+}
+
+const VaultRoute* GateConfig::route(const ListenKey& local, const std::optional<vw_admission>& rec) const {
+    auto it = routes.find(local);
+    if (it == routes.end() || it->second.empty()) return nullptr;
+    if (rec && vault_name_of) {
+        std::string name = vault_name_of(rec->vault_id);
+        for (const auto& r : it->second)
+            if (vaults[r.vault].name == name && (!r.is_private || r.vni == rec->vni)) return &r;
+    }
+    // No (matching) record: the public endpoint owner, else the first route
+    // (admission then fails closed for private endpoints).
+    for (const auto& r : it->second)
+        if (!r.is_private) return &r;
+    return &it->second.front();
+}
+
+}  // namespace vaultwall::gate

@@ -1,0 +1,96 @@
+// GateConfig: everything one generation of the gate needs, built once from a
+// rules::RuleFile (plus daemon-side options) and then immutable. The Gate
+// swaps whole configs atomically on reload.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/ssl/context.hpp>
+
+#include "gate/admission.hpp"
+#include "gate/jwt.hpp"
+#include "rules/model.hpp"
+
+namespace vaultwall::gate {
+
+struct GateLimits {
+    std::size_t header_limit = 16 * 1024;          // request line + headers -> 431 beyond
+    std::size_t body_limit = 1024 * 1024;          // -> 413 beyond
+    std::size_t max_connections = 10000;           // accepted beyond this are closed at once
+    std::chrono::milliseconds handshake_timeout{10000};
+    std::chrono::milliseconds read_timeout{20000};  // a whole request (headers + body) must arrive within this
+    std::chrono::milliseconds idle_timeout{120000}; // keep-alive wait for the next request
+    std::chrono::milliseconds write_timeout{30000};
+    std::chrono::milliseconds upstream_connect_timeout{5000};
+    std::chrono::milliseconds upstream_timeout{60000};  // send request + receive response -> 504 beyond
+    std::size_t upstream_idle_per_vault = 64;      // pooled keep-alive connections kept per upstream
+    std::size_t upstream_response_limit = 16 * 1024 * 1024;
+    std::size_t token_cache_entries = 65536;
+};
+
+struct GateOptions {
+    GateLimits limits;
+    std::shared_ptr<AdmissionSource> admission;  // null: no datapath, always the fail-closed fallback
+    VaultNameOf vault_name_of;                   // datapath vault id -> name
+};
+
+class GateConfigError : public std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Upstream {
+    std::string host;
+    std::string port;  // service string, "80" by default
+    std::string key() const { return host + ":" + port; }
+};
+Upstream parse_upstream(const std::string& url);  // "http://host[:port][/]"; throws GateConfigError
+
+struct ListenKey {
+    std::uint32_t addr = 0;  // host order
+    std::uint16_t port = 0;
+    friend bool operator<(const ListenKey& a, const ListenKey& b) {
+        return a.addr != b.addr ? a.addr < b.addr : a.port < b.port;
+    }
+    friend bool operator==(const ListenKey& a, const ListenKey& b) { return a.addr == b.addr && a.port == b.port; }
+};
+
+struct VaultRoute {
+    std::size_t vault = 0;  // index into GateConfig::vaults
+    bool is_private = false;
+    std::uint32_t vni = 0;
+};
+
+struct GateConfig {
+    rules::Identity identity;
+    std::vector<rules::TrustedService> catalog;
+    std::vector<rules::Vault> vaults;
+    std::vector<Upstream> upstreams;  // parallel to vaults
+    std::string tls_cert, tls_key, audit_log;
+    GateLimits limits;
+    std::shared_ptr<AdmissionSource> admission;
+    VaultNameOf vault_name_of;
+    std::shared_ptr<const JwtValidator> jwt;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    std::map<ListenKey, std::vector<VaultRoute>> routes;  // every TCP endpoint -> vaults served there
+
+    // Builds from a loaded rule file. Requires rf.gate; loads every issuer's
+    // jwks_file and the TLS cert/key. Throws GateConfigError with a one-line
+    // message naming the offending file or vault.
+    static std::shared_ptr<const GateConfig> build(const rules::RuleFile& rf, GateOptions opts = {});
+
+    // The vault served on `local` for a connection with datapath record
+    // `rec` (nullptr when none fits).
+    const VaultRoute* route(const ListenKey& local, const std::optional<vw_admission>& rec) const;
+};
+
+// TLS 1.2+ server context from a PEM chain and key; throws GateConfigError.
+std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key);
+
+}  // namespace vaultwall::gate

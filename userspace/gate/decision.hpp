@@ -1,0 +1,54 @@
+// The per-request decision of SPEC §5 steps 1-4, pure: admission,
+// authentication, network (trusted services), permission. No I/O; the proxy
+// calls it and either forwards or sends the response described here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gate/admission.hpp"
+#include "gate/jwt.hpp"
+#include "gate/operations.hpp"
+#include "rules/model.hpp"
+
+namespace vaultwall::gate {
+
+struct RequestFacts {
+    std::string method;
+    std::string target;                       // "/secrets/x?api-version=7.4"
+    std::optional<std::string> authorization;  // the Authorization header, if present
+    std::uint32_t client = 0;                 // client IPv4, host order
+};
+
+struct DecisionContext {
+    const rules::Vault& vault;
+    const rules::Identity& identity;
+    const std::vector<rules::TrustedService>& catalog;
+    const JwtValidator& jwt;
+};
+
+struct Decision {
+    bool allow = false;
+    unsigned status = 200;            // 200: forward; else the status to answer with
+    std::string code;                 // outer error code ("Unauthorized", "Forbidden", "BadParameter")
+    std::string inner_code;           // "ForbiddenByFirewall", ...; "" when none
+    std::string reason;               // short audit reason: "ip_rule", "missing_token", "bad_signature", ...
+    std::string message;              // Key Vault message text
+    std::string www_authenticate;     // set on 401
+    std::string operation;            // "secrets/get" ("" when not classified)
+    std::string caller;               // "appid=...;oid=...;iss=..." ("" when unauthenticated)
+    Admission admission;
+    std::string body() const;         // Key Vault error JSON ("" when allowed)
+};
+
+Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admission& admission,
+                Clock::time_point now = Clock::now());
+
+// "contoso-prod;location=lab"
+std::string vault_label(const rules::Vault& v);
+// Bearer authorization="<authority>/<tenant>", resource="<audience>"[, error="invalid_token"]
+std::string bearer_challenge(const rules::Identity& id, const rules::Vault& v, bool invalid_token);
+
+}  // namespace vaultwall::gate

@@ -1,0 +1,561 @@
+#include "gate/proxy.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include "gate/audit.hpp"
+#include "gate/decision.hpp"
+#include "gate/upstream.hpp"
+#include "rules/ipv4.hpp"
+
+namespace vaultwall::gate {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+
+struct Counters {
+    std::atomic<std::uint64_t> accepted{0}, rejected{0}, active{0}, requests{0}, allowed{0}, denied{0},
+        upstream_errors{0}, protocol_errors{0};
+};
+
+}  // namespace
+
+// State shared by the Gate and its sessions (sessions may outlive a stop()).
+struct Shared {
+    explicit Shared(net::io_context& ioc) : pool(std::make_shared<UpstreamPool>(ioc)) {}
+    std::shared_ptr<const GateConfig> config() {
+        std::lock_guard lock(mu);
+        return cfg;
+    }
+    std::mutex mu;
+    std::shared_ptr<const GateConfig> cfg;
+    std::shared_ptr<UpstreamPool> pool;
+    AuditLog audit;
+    Counters c;
+};
+
+namespace {
+
+std::string network_info(std::uint32_t client) {
+    return "addr=" + rules::format_ipv4(client) + ";act_addr_fam=InterNetwork;";
+}
+
+std::string error_json(const std::string& code, const std::string& message) {
+    nlohmann::json j;
+    j["error"]["code"] = code;
+    j["error"]["message"] = message;
+    return j.dump();
+}
+
+bool is_hop_by_hop(http::field f) {
+    switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::expect:
+        return true;
+    default:
+        return false;
+    }
+}
+
+template <class Msg>
+void strip_hop_by_hop(Msg& m) {
+    // Also the fields a Connection header names.
+    std::vector<std::string> named;
+    for (auto it = m.find(http::field::connection); it != m.end() && it->name() == http::field::connection; ++it)
+        for (auto tok : http::token_list{it->value()}) named.emplace_back(tok);
+    for (const auto& n : named) m.erase(n);
+    for (auto it = m.begin(); it != m.end();) {
+        if (is_hop_by_hop(it->name()))
+            it = m.erase(it);
+        else
+            ++it;
+    }
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(tcp::socket&& socket, std::shared_ptr<Shared> sh, std::shared_ptr<const GateConfig> cfg)
+        : sh_(std::move(sh)), cfg_(std::move(cfg)), tls_(cfg_->tls), stream_(std::move(socket), *tls_) {
+        sh_->c.active++;
+    }
+    ~Session() { sh_->c.active--; }
+
+    void run() {
+        net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->on_run(); });
+    }
+
+private:
+    tcp::socket& sock() { return beast::get_lowest_layer(stream_).socket(); }
+    beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
+    void on_run() {
+        beast::error_code ec;
+        auto local = sock().local_endpoint(ec);
+        auto remote = sock().remote_endpoint(ec);
+        if (ec || !local.address().is_v4() || !remote.address().is_v4()) return;
+        local_ = {local.address().to_v4().to_uint(), local.port()};
+        client_ = remote.address().to_v4().to_uint();
+        client_port_ = remote.port();
+        if (cfg_->admission) record_ = cfg_->admission->lookup(client_, client_port_, local_.addr, local_.port);
+        sock().set_option(tcp::no_delay(true), ec);
+        tcp_layer().expires_after(cfg_->limits.handshake_timeout);
+        stream_.async_handshake(ssl::stream_base::server,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                    if (ec) return;  // TLS failure: nothing to answer in HTTP
+                                    self->do_read();
+                                });
+    }
+
+    void do_read() {
+        cfg_ = sh_->config();
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(cfg_->limits.header_limit));
+        parser_->body_limit(cfg_->limits.body_limit);
+        tcp_layer().expires_after(first_ ? cfg_->limits.read_timeout : cfg_->limits.idle_timeout);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    }
+
+    // Maps a read error to an answer, or to a silent close.
+    void on_read_error(beast::error_code ec) {
+        if (ec == http::error::header_limit)
+            return protocol_error(http::status::request_header_fields_too_large, "header_too_large",
+                                  "Request header fields too large.");
+        if (ec == http::error::body_limit)
+            return protocol_error(http::status::payload_too_large, "body_too_large", "Request body too large.");
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+            ec == ssl::error::stream_truncated || ec == net::error::operation_aborted ||
+            ec == net::error::connection_reset || !parser_->got_some())
+            return close();
+        return protocol_error(http::status::bad_request, "bad_request", "The request is malformed.");
+    }
+
+    void on_header(beast::error_code ec) {
+        if (ec) return on_read_error(ec);
+        auto& req = parser_->get();
+        // Request smuggling: exactly one framing, spelled exactly one way.
+        auto cl = req.equal_range(http::field::content_length);
+        auto te = req.equal_range(http::field::transfer_encoding);
+        std::size_t n_cl = std::distance(cl.first, cl.second);
+        std::size_t n_te = std::distance(te.first, te.second);
+        bool bad = n_cl > 1 || (n_cl && n_te) || n_te > 1;
+        if (n_cl == 1) {
+            auto v = cl.first->value();
+            bad = bad || v.empty() || v.find_first_not_of("0123456789") != beast::string_view::npos;
+        }
+        if (n_te == 1) {
+            bad = bad || !beast::iequals(te.first->value(), "chunked") || req.version() < 11;
+        }
+        if (bad)
+            return protocol_error(http::status::bad_request, "request_smuggling",
+                                  "Conflicting or unsupported message framing (Content-Length / Transfer-Encoding).");
+        if (req.find(http::field::upgrade) != req.end() && req.method() != http::verb::options) {
+            // No protocol switching through the gate.
+        }
+        if (!parser_->is_done() && beast::iequals(req[http::field::expect], "100-continue")) {
+            cont_.emplace(http::status::continue_, 11);
+            tcp_layer().expires_after(cfg_->limits.write_timeout);
+            return http::async_write(stream_, *cont_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                if (ec) return self->close();
+                self->read_body();
+            });
+        }
+        read_body();
+    }
+
+    void read_body() {
+        tcp_layer().expires_after(cfg_->limits.read_timeout);
+        http::async_read(stream_, buffer_, *parser_,
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             if (ec) return self->on_read_error(ec);
+                             self->on_request();
+                         });
+    }
+
+    const rules::Vault* vault_for(const GateConfig& cfg, const VaultRoute** route_out = nullptr) {
+        auto r = cfg.route(local_, record_);
+        if (route_out) *route_out = r;
+        return r ? &cfg.vaults[r->vault] : nullptr;
+    }
+
+    void audit(const std::string& vault, std::uint32_t vni, const std::string& op, const std::string& caller,
+               bool allow, const std::string& reason, unsigned status) {
+        AuditRecord a;
+        a.client = rules::format_ipv4(client_);
+        a.vni = vni;
+        a.vault = vault;
+        a.operation = op;
+        a.caller = caller;
+        a.decision = allow ? "allow" : "deny";
+        a.reason = reason;
+        a.status = status;
+        if (parser_) {
+            a.method = std::string(parser_->get().method_string());
+            auto t = parser_->get().target();
+            a.path = std::string(t.substr(0, t.find('?')));
+        }
+        sh_->audit.write(a);
+    }
+
+    void protocol_error(http::status st, const std::string& reason, const std::string& message) {
+        sh_->c.protocol_errors++;
+        const rules::Vault* v = vault_for(*cfg_);
+        audit(v ? v->name : "", record_ ? record_->vni : 0, "", "", false, reason, static_cast<unsigned>(st));
+        http::response<http::string_body> res{st, 11};
+        res.set(http::field::content_type, "application/json; charset=utf-8");
+        res.body() = error_json("BadParameter", message);
+        send(std::move(res), true);
+    }
+
+    void on_request() {
+        sh_->c.requests++;
+        cfg_ = sh_->config();
+        req_ = parser_->release();
+        parser_.emplace();  // keep method/target for audit of this request
+        parser_->get().method(req_.method());
+        parser_->get().target(req_.target());
+        keep_alive_ = req_.keep_alive();
+
+        const VaultRoute* route = nullptr;
+        const rules::Vault* vault = vault_for(*cfg_, &route);
+        if (!vault) {
+            http::response<http::string_body> res{http::status::service_unavailable, 11};
+            res.set(http::field::content_type, "application/json; charset=utf-8");
+            res.body() = error_json("ServiceUnavailable", "No vault is served on this endpoint.");
+            return send(std::move(res), true);
+        }
+        Admission adm = resolve_admission(record_, cfg_->vault_name_of, *vault, client_, route->is_private);
+        RequestFacts facts;
+        facts.method = std::string(req_.method_string());
+        facts.target = std::string(req_.target());
+        if (auto it = req_.find(http::field::authorization); it != req_.end())
+            facts.authorization = std::string(it->value());
+        facts.client = client_;
+        DecisionContext ctx{*vault, cfg_->identity, cfg_->catalog, *cfg_->jwt};
+        Decision d = decide(ctx, facts, adm, Clock::now());
+        vault_name_ = vault->name;
+        vni_ = adm.vni;
+        if (!d.allow) {
+            sh_->c.denied++;
+            audit(vault->name, adm.vni, d.operation, d.caller, false, d.reason, d.status);
+            http::response<http::string_body> res{static_cast<http::status>(d.status), 11};
+            res.set(http::field::content_type, "application/json; charset=utf-8");
+            if (!d.www_authenticate.empty()) res.set(http::field::www_authenticate, d.www_authenticate);
+            res.body() = d.body();
+            return send(std::move(res), !keep_alive_);
+        }
+        sh_->c.allowed++;
+        decision_ = std::move(d);
+
+        http::request<http::string_body> up = std::move(req_);
+        strip_hop_by_hop(up);
+        up.version(11);
+        up.set("X-Forwarded-For", rules::format_ipv4(client_));
+        up.set("X-Forwarded-Proto", "https");
+        up.keep_alive(true);
+        up.prepare_payload();
+        auto self = shared_from_this();
+        sh_->pool->forward(cfg_->upstreams[route->vault], std::move(up), cfg_->limits,
+                           [self](UpstreamFailure f, UpstreamPool::Response r) {
+                               auto holder = std::make_shared<UpstreamPool::Response>(std::move(r));
+                               net::dispatch(self->stream_.get_executor(), [self, f, holder] {
+                                   self->on_upstream(f, std::move(*holder));
+                               });
+                           });
+    }
+
+    void on_upstream(UpstreamFailure f, UpstreamPool::Response r) {
+        if (f != UpstreamFailure::none) {
+            sh_->c.upstream_errors++;
+            bool timeout = f == UpstreamFailure::timeout;
+            auto st = timeout ? http::status::gateway_timeout : http::status::bad_gateway;
+            audit(vault_name_, vni_, decision_.operation, decision_.caller, true,
+                  decision_.reason + (timeout ? ";upstream_timeout" : ";upstream_unavailable"),
+                  static_cast<unsigned>(st));
+            http::response<http::string_body> res{st, 11};
+            res.set(http::field::content_type, "application/json; charset=utf-8");
+            res.body() = error_json(timeout ? "GatewayTimeout" : "BadGateway",
+                                    timeout ? "The vault did not answer in time." : "The vault is unavailable.");
+            return send(std::move(res), !keep_alive_);
+        }
+        audit(vault_name_, vni_, decision_.operation, decision_.caller, true, decision_.reason, r.result_int());
+        strip_hop_by_hop(r);
+        r.version(11);
+        send(std::move(r), !keep_alive_);
+    }
+
+    void send(http::response<http::string_body> res, bool close_after) {
+        res.set("x-ms-keyvault-network-info", network_info(client_));
+        res.keep_alive(!close_after);
+        res.prepare_payload();
+        res_ = std::move(res);
+        tcp_layer().expires_after(cfg_->limits.write_timeout);
+        http::async_write(stream_, res_, [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+            if (ec || close_after) return self->close();
+            self->first_ = false;
+            self->do_read();
+        });
+    }
+
+    void close() {
+        if (closing_) return;
+        closing_ = true;
+        tcp_layer().expires_after(std::chrono::seconds(2));
+        stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+            beast::error_code ignored;
+            self->sock().shutdown(tcp::socket::shutdown_both, ignored);
+            self->sock().close(ignored);
+        });
+    }
+
+    std::shared_ptr<Shared> sh_;
+    std::shared_ptr<const GateConfig> cfg_;
+    std::shared_ptr<ssl::context> tls_;
+    beast::ssl_stream<beast::tcp_stream> stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<http::response<http::empty_body>> cont_;
+    http::request<http::string_body> req_;
+    http::response<http::string_body> res_;
+    Decision decision_;
+    std::string vault_name_;
+    std::uint32_t vni_ = 0;
+    ListenKey local_;
+    std::uint32_t client_ = 0;
+    std::uint16_t client_port_ = 0;
+    std::optional<vw_admission> record_;
+    bool first_ = true;
+    bool keep_alive_ = true;
+    bool closing_ = false;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+public:
+    Listener(net::io_context& ioc, std::shared_ptr<Shared> sh, ListenKey key)
+        : ioc_(ioc), sh_(std::move(sh)), key_(key), strand_(net::make_strand(ioc)), acceptor_(strand_),
+          retry_(strand_) {}
+
+    void open() {
+        tcp::endpoint ep(net::ip::address_v4(key_.addr), key_.port);
+        acceptor_.open(ep.protocol());
+        acceptor_.set_option(net::socket_base::reuse_address(true));
+        int one = 1;
+        ::setsockopt(acceptor_.native_handle(), IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+        acceptor_.bind(ep);
+        acceptor_.listen(net::socket_base::max_listen_connections);
+    }
+
+    void start() {
+        net::dispatch(strand_, [self = shared_from_this()] { self->accept(); });
+    }
+
+    void close() {
+        net::post(strand_, [self = shared_from_this()] {
+            beast::error_code ignored;
+            self->closed_ = true;
+            self->retry_.cancel();
+            self->acceptor_.close(ignored);
+        });
+    }
+    void close_now() {
+        beast::error_code ignored;
+        closed_ = true;
+        acceptor_.close(ignored);
+    }
+    std::string name() const { return rules::format_ipv4(key_.addr) + ":" + std::to_string(key_.port); }
+
+private:
+    void accept() {
+        if (closed_) return;
+        acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec,
+                                                                                  tcp::socket s) {
+            self->on_accept(ec, std::move(s));
+        });
+    }
+
+    void on_accept(beast::error_code ec, tcp::socket s) {
+        if (ec == net::error::operation_aborted || closed_) return;
+        if (ec) {  // EMFILE and friends: back off a little instead of spinning
+            retry_.expires_after(std::chrono::milliseconds(50));
+            retry_.async_wait([self = shared_from_this()](beast::error_code e) {
+                if (!e) self->accept();
+            });
+            return;
+        }
+        auto cfg = sh_->config();
+        if (sh_->c.active.load() >= cfg->limits.max_connections) {
+            sh_->c.rejected++;
+            beast::error_code ignored;
+            s.close(ignored);
+        } else {
+            sh_->c.accepted++;
+            std::make_shared<Session>(std::move(s), sh_, std::move(cfg))->run();
+        }
+        accept();
+    }
+
+    net::io_context& ioc_;
+    std::shared_ptr<Shared> sh_;
+    ListenKey key_;
+    net::strand<net::io_context::executor_type> strand_;
+    tcp::acceptor acceptor_;
+    net::steady_timer retry_;
+    bool closed_ = false;
+};
+
+}  // namespace
+
+struct Gate::Impl {
+    net::io_context ioc;  // first: destroyed last
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::shared_ptr<Shared> sh;
+    std::vector<std::thread> threads;
+    unsigned nthreads = 1;
+    std::mutex lmu;
+    std::map<ListenKey, std::shared_ptr<Listener>> listeners;
+    bool started = false, stopped = false;
+
+    explicit Impl(unsigned n) : ioc(static_cast<int>(n)), sh(std::make_shared<Shared>(ioc)), nthreads(n) {}
+
+    // Opens listeners for every route of cfg that is not open; closes the
+    // ones cfg no longer has. Caller holds lmu.
+    std::vector<std::string> reconcile(const GateConfig& cfg, bool throw_on_error) {
+        std::vector<std::string> errors;
+        for (const auto& [key, routes] : cfg.routes) {
+            if (listeners.count(key)) continue;
+            auto l = std::make_shared<Listener>(ioc, sh, key);
+            try {
+                l->open();
+            } catch (const std::exception& e) {
+                std::string msg = "cannot listen on " + l->name() + ": " + e.what();
+                if (throw_on_error) throw std::runtime_error(msg);
+                errors.push_back(msg);
+                continue;
+            }
+            listeners[key] = l;
+            if (started) l->start();
+        }
+        for (auto it = listeners.begin(); it != listeners.end();) {
+            if (!cfg.routes.count(it->first)) {
+                it->second->close();
+                it = listeners.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        return errors;
+    }
+};
+
+Gate::Gate(std::shared_ptr<const GateConfig> config, unsigned threads) {
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    impl_ = std::make_shared<Impl>(threads);
+    impl_->sh->cfg = std::move(config);
+}
+
+Gate::~Gate() { stop(); }
+
+void Gate::start() {
+    auto& im = *impl_;
+    std::lock_guard lock(im.lmu);
+    if (im.started || im.stopped) return;
+    auto cfg = im.sh->config();
+    if (!im.sh->audit.open(cfg->audit_log))
+        throw std::runtime_error("cannot open gate.audit_log " + cfg->audit_log);
+    try {
+        im.reconcile(*cfg, true);
+    } catch (...) {
+        for (auto& [k, l] : im.listeners) l->close_now();
+        im.listeners.clear();
+        throw;
+    }
+    im.started = true;
+    for (auto& [k, l] : im.listeners) l->start();
+    im.work.emplace(net::make_work_guard(im.ioc));
+    for (unsigned i = 0; i < im.nthreads; ++i)
+        im.threads.emplace_back([&im] {
+            for (;;) {
+                try {
+                    im.ioc.run();
+                    return;
+                } catch (const std::exception& e) {
+                    spdlog::error("gate: unexpected exception in I/O thread: {}", e.what());
+                }
+            }
+        });
+}
+
+void Gate::stop() {
+    if (!impl_) return;
+    auto& im = *impl_;
+    std::lock_guard lock(im.lmu);
+    if (im.stopped) return;
+    im.stopped = true;
+    im.work.reset();
+    im.ioc.stop();
+    for (auto& t : im.threads) t.join();
+    im.threads.clear();
+    for (auto& [k, l] : im.listeners) l->close_now();
+    im.listeners.clear();
+    im.sh->pool->clear();
+}
+
+std::vector<std::string> Gate::reconfigure(std::shared_ptr<const GateConfig> config) {
+    auto& im = *impl_;
+    {
+        std::lock_guard lock(im.sh->mu);
+        im.sh->cfg = config;
+    }
+    if (!im.sh->audit.open(config->audit_log))
+        spdlog::error("gate: cannot open audit log {}", config->audit_log);
+    std::lock_guard lock(im.lmu);
+    if (im.stopped) return {};
+    return im.reconcile(*config, false);
+}
+
+std::shared_ptr<const GateConfig> Gate::config() const { return impl_->sh->config(); }
+
+GateStats Gate::stats() const {
+    auto& c = impl_->sh->c;
+    GateStats s;
+    s.connections_accepted = c.accepted;
+    s.connections_rejected = c.rejected;
+    s.connections_active = c.active;
+    s.requests = c.requests;
+    s.allowed = c.allowed;
+    s.denied = c.denied;
+    s.upstream_errors = c.upstream_errors;
+    s.protocol_errors = c.protocol_errors;
+    return s;
+}
+
+std::vector<std::string> Gate::listening() const {
+    std::lock_guard lock(impl_->lmu);
+    std::vector<std::string> out;
+    for (auto& [k, l] : impl_->listeners) out.push_back(l->name());
+    return out;
+}
+
+}  // namespace vaultwall::gate
