@@ -661,9 +661,7 @@ vaults:
     EXPECT_EQ(v.location, "lab");
     EXPECT_EQ(v.access_policies.at(0).permissions.at("keys").size(), 3u);
     EXPECT_EQ(v.role_assignments.size(), 1u);
-    // role_assignments with access_policies authorization: warned as unused
-    ASSERT_EQ(rf.warnings.size(), 1u);
-    EXPECT_NE(rf.warnings[0].find("role_assignments are ignored"), std::string::npos);
+    EXPECT_TRUE(rf.warnings.empty());
 }
 
 TEST(Parser, ShippedExampleLoadsIfPresent) {
@@ -672,4 +670,22 @@ TEST(Parser, ShippedExampleLoadsIfPresent) {
     auto rf = load_rule_file(example.string());
     EXPECT_FALSE(rf.vaults.empty());
     EXPECT_FALSE(rf.trusted_services.empty());
+}
+
+TEST(Parser, MetricsAndVtepWarnings) {
+    auto rf = parse("version: 1\nhost:\n  vteps: [198.18.0.0/24, 198.18.0.0/24]\nmetrics: 0.0.0.0:9469\n");
+    EXPECT_EQ(rf.metrics, "0.0.0.0:9469");
+    EXPECT_EQ(rf.host.vteps.size(), 1u);
+    ASSERT_EQ(rf.warnings.size(), 2u);
+    EXPECT_EQ(rf.warnings[0].rfind("t.yaml:3:26: warning: duplicate VTEP prefix 198.18.0.0/24", 0), 0u)
+        << rf.warnings[0];
+    EXPECT_EQ(rf.warnings[1].rfind("t.yaml:4:10: warning: metrics listens on 0.0.0.0", 0), 0u)
+        << rf.warnings[1];
+}
+
+TEST(Parser, UdpEndpointSuffix) {
+    auto rf = parse(with_vault("    private_endpoints: [{ vnet: prod-vnet, address: 198.19.1.100:53/udp }]\n"));
+    EXPECT_EQ(rf.vaults.at(0).private_endpoints.at(0).endpoint.proto, Proto::udp);
+    expect_one_error(with_vault("    private_endpoints: [{ vnet: prod-vnet, address: 198.19.1.100:53/sctp }]\n"),
+                     14, 53, "unknown protocol 'sctp'");
 }

@@ -867,10 +867,9 @@ void Parser::parse_vault(const YAML::Node& n, Vault& v) {
         if (auto items = list(*x, "role_assignments"))
             for (const auto& p : *items) parse_role_assignment(p, v);
     }
-    if (v.authorization == Authorization::rbac && !v.access_policies.empty())
-        warn(v.pos, what + " uses rbac authorization; its access_policies are ignored");
-    if (v.authorization == Authorization::access_policies && !v.role_assignments.empty())
-        warn(v.pos, what + " uses access_policies authorization; its role_assignments are ignored");
+    // access_policies and role_assignments may both be present (SPEC §2's
+    // example has both): `authorization` picks the one in force, so switching
+    // modes is a one-line change.
     if (!f->get("endpoints") && !f->get("private_endpoints"))
         warn(v.pos, what + " has no endpoints or private_endpoints; nothing reaches it");
 }
