@@ -1,0 +1,124 @@
+// vaultwalld's core: loads and compiles the rule file, installs it into the
+// pinned maps of every attached interface (one Installer each), and answers
+// the control requests (reload, stats, rules, status, explain) and metrics.
+//
+// Fail-static: the daemon owns nothing the datapath needs. The program and
+// maps are pinned by the loader; a daemon that dies leaves them enforcing the
+// last rule set, and a new one adopts them (Installer reads the live state).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bpfmaps/datapath.hpp"
+#include "bpfmaps/installer.hpp"
+#include "daemon/attach.hpp"
+#include "daemon/control.hpp"
+#include "daemon/stats.hpp"
+#include "reference/classifier.hpp"
+#include "rules/compiled.hpp"
+#include "rules/model.hpp"
+
+namespace vaultwall::daemon {
+
+class MetricsServer;
+
+// The L7 gate as the daemon sees it: started, reconfigured and stopped with
+// the rule file. make_gate_host() returns the real gate when the build has it.
+class GateHost {
+public:
+    virtual ~GateHost() = default;
+    // Starts the gate, or reconfigures the running one, for this rule file.
+    // Returns messages about endpoints that could not be served; throws
+    // std::runtime_error when the gate cannot run this configuration at all.
+    virtual std::vector<std::string> apply(const rules::RuleFile& file,
+                                           const std::string& pin_dir) = 0;
+    virtual void stop() = 0;
+    virtual Json status() const = 0;
+};
+std::unique_ptr<GateHost> make_gate_host();  // null when built without the gate
+
+struct DaemonOptions {
+    std::string config;
+    std::string socket = kDefaultSocket;
+    std::string pin_root = kDefaultPinRoot;
+    std::vector<std::string> attach;   // interfaces to attach ourselves
+    XdpMode attach_mode = XdpMode::native;
+    std::uint32_t max_rules = 0;
+    std::optional<gid_t> ctl_group;    // may reload besides root
+    bool serve_socket = true;          // false: no control socket (tests)
+    bool run_gate = true;
+};
+
+class Daemon {
+public:
+    explicit Daemon(DaemonOptions opts);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Attaches (--attach), adopts every pinned interface, loads, compiles and
+    // installs the config, then serves the socket, metrics and gate. Throws
+    // std::runtime_error with a one-line message; nothing live changes then.
+    void start();
+    void stop();
+
+    // {"ok":true,"generation":N,"rules":..,"diff":[..],"took_ms":..} or
+    // {"ok":false,"error":"file:line:col: error: ..."}. `file` empty: the
+    // current config file. On success `file` becomes the config file.
+    Json reload(const std::string& file, const std::string& trigger);
+
+    Json stats(const std::string& dev = {});
+    Json rules(const std::string& vault = {}, const std::string& dev = {});
+    Json status();
+    Json explain(const Json& request);
+    std::string metrics_text();
+    // Adopts interfaces attached since (installing the live rules into them)
+    // and forgets detached ones. The daemon calls this every few seconds.
+    void rescan();
+
+    // Dispatches one control request from `peer` (privilege checks here).
+    Json handle(const Json& request, const Peer& peer);
+
+private:
+    struct Iface {
+        std::string dev;
+        std::string pin_dir;
+        std::uint32_t prog_id = 0;
+        std::unique_ptr<bpfmaps::Datapath> dp;
+        std::unique_ptr<bpfmaps::Installer> inst;
+    };
+
+    void rescan_locked();
+    Iface* iface_locked(const std::string& dev);  // null dev: the first; throws if none
+    Json reload_locked(const std::string& file, const std::string& trigger);
+    void apply_side_services_locked(const rules::RuleFile& file);
+    Counters counters_locked(const std::string& dev);
+
+    DaemonOptions opts_;
+    std::mutex mu_;
+    std::vector<Iface> ifaces_;
+    std::string config_path_;
+    std::optional<rules::RuleFile> file_;
+    std::optional<rules::CompiledRuleSet> set_;
+    std::unique_ptr<reference::Classifier> reference_;
+    std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<MetricsServer> metrics_;
+    std::unique_ptr<GateHost> gate_;
+    std::string gate_error_;
+
+    std::chrono::system_clock::time_point started_;
+    std::uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+    double last_reload_ms_ = 0;
+    std::int64_t last_reload_ok_unix_ = 0;
+    Json last_reload_;
+};
+
+}  // namespace vaultwall::daemon

@@ -1,0 +1,102 @@
+// vaultwalld --config FILE [--socket PATH] [--pin-dir DIR] [--attach IFACE]...
+#include <grp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/daemon.hpp"
+
+using namespace vaultwall::daemon;
+
+int main(int argc, char** argv) {
+    DaemonOptions o;
+    std::string mode = "native", group, level = "info";
+    bool no_gate = false;
+    CLI::App app{"vaultwalld: compiles the vaultwall rule file into the XDP datapath of every attached "
+                 "interface, reloads it atomically (SIGHUP or the control socket), serves counters, "
+                 "metrics and the L7 gate"};
+    app.add_option("--config", o.config, "rule file (YAML)")->required();
+    app.add_option("--socket", o.socket, "control socket path")->capture_default_str();
+    app.add_option("--pin-dir", o.pin_root, "bpffs directory with the pinned maps (DIR/IFACE)")
+        ->capture_default_str();
+    app.add_option("--attach", o.attach, "attach the datapath to IFACE first (repeatable)");
+    app.add_option("--mode", mode, "XDP mode for --attach: native or skb")
+        ->check(CLI::IsMember({"native", "skb"}))
+        ->capture_default_str();
+    app.add_option("--max-rules", o.max_rules, "rule capacity for --attach (default 1048576)");
+    app.add_option("--group", group, "group whose members may reload besides root (socket 0660)");
+    app.add_option("--log-level", level, "trace, debug, info, warn, error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+        ->capture_default_str();
+    app.add_flag("--no-gate", no_gate, "never run the L7 gate, even with a gate section");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "vaultwalld: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+
+    auto logger = spdlog::stderr_logger_mt("vaultwalld");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(level));
+    spdlog::flush_on(spdlog::level::trace);
+
+    o.attach_mode = *parse_mode(mode);
+    o.run_gate = !no_gate;
+    if (!group.empty()) {
+        struct group* g = getgrnam(group.c_str());
+        if (!g) {
+            std::cerr << "vaultwalld: no such group: " << group << "\n";
+            return 2;
+        }
+        o.ctl_group = g->gr_gid;
+    }
+
+    // Signals are taken synchronously by this thread; every other thread
+    // inherits the mask.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGHUP, SIGTERM, SIGINT, SIGQUIT}) sigaddset(&set, s);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    Daemon d(o);
+    try {
+        d.start();
+    } catch (const std::exception& e) {
+        spdlog::error("cannot start: {}", e.what());
+        std::string msg = e.what();
+        std::cerr << "vaultwalld: " << msg.substr(0, msg.find('\n')) << "\n";
+        return 1;
+    }
+    spdlog::info("vaultwalld running (pid {})", getpid());
+    for (;;) {
+        timespec ts{2, 0};
+        int sig = sigtimedwait(&set, nullptr, &ts);
+        if (sig < 0) {
+            try {
+                d.rescan();
+            } catch (const std::exception& e) {
+                spdlog::error("rescan: {}", e.what());
+            }
+            continue;
+        }
+        if (sig == SIGHUP) {
+            d.reload({}, "SIGHUP");
+            continue;
+        }
+        spdlog::info("signal {}: stopping; the datapath keeps enforcing the live rules", sig);
+        break;
+    }
+    d.stop();
+    return 0;
+}
