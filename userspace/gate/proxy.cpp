@@ -145,6 +145,9 @@ private:
                                   "Request header fields too large.");
         if (ec == http::error::body_limit)
             return protocol_error(http::status::payload_too_large, "body_too_large", "Request body too large.");
+        if (ec == http::error::bad_content_length || ec == http::error::bad_transfer_encoding)
+            return protocol_error(http::status::bad_request, "request_smuggling",
+                                  "Conflicting or unsupported message framing (Content-Length / Transfer-Encoding).");
         if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
             ec == ssl::error::stream_truncated || ec == net::error::operation_aborted ||
             ec == net::error::connection_reset || !parser_->got_some())

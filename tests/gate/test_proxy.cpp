@@ -1,0 +1,488 @@
+// The real proxy over TLS on loopback: curl and raw TLS clients against the
+// gate, with vaultwall-labvault (or a test server) as the upstream.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <utility>  // before Boost 1.74 asio (awaitable.hpp needs std::exchange)
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <gtest/gtest.h>
+
+#include "gate/proxy.hpp"
+#include "rules/ipv4.hpp"
+#include "support.hpp"
+
+using namespace vaultwall;
+using namespace vaultwall::gate;
+using namespace vwtest;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint32_t kLoop = 0x7F000001;
+
+std::uint16_t free_port() {
+    net::io_context ioc;
+    tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+}
+
+bool wait_port(std::uint16_t port, std::chrono::milliseconds max) {
+    auto end = std::chrono::steady_clock::now() + max;
+    while (std::chrono::steady_clock::now() < end) {
+        net::io_context ioc;
+        tcp::socket s(ioc);
+        boost::system::error_code ec;
+        s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+        if (!ec) return true;
+        std::this_thread::sleep_for(50ms);
+    }
+    return false;
+}
+
+std::string run(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+}
+
+struct FakeAdmission : AdmissionSource {
+    std::atomic<std::uint32_t> reason{VW_PASS_IP_RULE};
+    std::atomic<bool> present{true};
+    std::optional<vw_admission> lookup(std::uint32_t, std::uint16_t, std::uint32_t, std::uint16_t) override {
+        if (!present) return std::nullopt;
+        vw_admission a{};
+        a.vault_id = 1;
+        a.reason = reason;
+        return a;
+    }
+};
+
+struct CurlResult {
+    int code = 0;
+    std::string headers, body;
+};
+
+// Stands in for a slow vault: accepts, reads, answers after `delay`.
+class SlowServer {
+public:
+    explicit SlowServer(std::chrono::milliseconds delay) : delay_(delay), acc_(ioc_) {
+        acc_.open(tcp::v4());
+        acc_.set_option(net::socket_base::reuse_address(true));
+        acc_.bind(tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+        acc_.listen();
+        port = acc_.local_endpoint().port();
+        th_ = std::thread([this] {
+            for (int i = 0; i < 8 && !stop_; ++i) {
+                tcp::socket s(ioc_);
+                boost::system::error_code ec;
+                acc_.accept(s, ec);
+                if (ec || stop_) return;
+                char buf[4096];
+                s.read_some(net::buffer(buf), ec);
+                std::this_thread::sleep_for(delay_);
+                std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                net::write(s, net::buffer(r), ec);
+            }
+        });
+    }
+    ~SlowServer() {
+        stop_ = true;
+        boost::system::error_code ec;
+        tcp::socket s(ioc_);
+        s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+        th_.join();
+    }
+    std::uint16_t port = 0;
+
+private:
+    std::chrono::milliseconds delay_;
+    net::io_context ioc_;
+    tcp::acceptor acc_;
+    std::atomic<bool> stop_{false};
+    std::thread th_;
+};
+
+class Proxy : public ::testing::Test {
+protected:
+    static inline std::string dir, ca, audit;
+    static inline pid_t labvault = -1;
+    static inline std::uint16_t vault_port = 0;
+
+    static void SetUpTestSuite() {
+        signal(SIGPIPE, SIG_IGN);
+        dir = temp_dir("proxy");
+        make_lab_pki(dir);
+        ca = dir + "/ca.pem";
+        audit = dir + "/audit.jsonl";
+        write_file(dir + "/jwks.json", keys().jwks);
+        vault_port = free_port();
+        std::string listen = "127.0.0.1:" + std::to_string(vault_port);
+        std::string data = dir + "/vault";
+        labvault = fork();
+        if (labvault == 0) {
+            execl(LABVAULT_BIN, LABVAULT_BIN, "--listen", listen.c_str(), "--data", data.c_str(), (char*)nullptr);
+            _exit(127);
+        }
+        ASSERT_TRUE(wait_port(vault_port, 5s)) << "labvault did not start";
+    }
+    static void TearDownTestSuite() {
+        if (labvault > 0) {
+            kill(labvault, SIGTERM);
+            waitpid(labvault, nullptr, 0);
+        }
+        run("rm -rf '" + dir + "'");
+    }
+
+    std::shared_ptr<FakeAdmission> adm = std::make_shared<FakeAdmission>();
+    std::uint16_t port = 0;
+    std::unique_ptr<Gate> gate;
+
+    rules::RuleFile rule_file(std::uint16_t gate_port, const std::string& upstream) {
+        rules::RuleFile rf;
+        rf.path = dir + "/rules.yaml";
+        rf.identity = identity(dir + "/jwks.json");
+        rf.trusted_services = catalog();
+        rf.gate = rules::Gate{dir + "/server.pem", dir + "/server.key", audit};
+        auto v = vault(kLoop, gate_port);
+        v.upstream = upstream;
+        rf.vaults.push_back(v);
+        return rf;
+    }
+    GateOptions options() {
+        GateOptions o;
+        o.limits.read_timeout = 1500ms;
+        o.limits.idle_timeout = 3000ms;
+        o.limits.upstream_timeout = 1000ms;
+        o.limits.upstream_connect_timeout = 1000ms;
+        o.admission = adm;
+        o.vault_name_of = [](std::uint32_t id) { return id == 1 ? std::string("contoso-prod") : std::string(); };
+        return o;
+    }
+    void start(const std::string& upstream = "") {
+        port = free_port();
+        auto cfg = GateConfig::build(
+            rule_file(port, upstream.empty() ? "http://127.0.0.1:" + std::to_string(vault_port) : upstream), options());
+        gate = std::make_unique<Gate>(cfg, 2);
+        gate->start();
+    }
+    void SetUp() override { start(); }
+    void TearDown() override {
+        if (gate) gate->stop();
+    }
+
+    std::string url(const std::string& path) { return "https://127.0.0.1:" + std::to_string(port) + path; }
+
+    CurlResult curl(const std::string& method, const std::string& path, const std::string& auth = "",
+                    const std::string& body = "") {
+        static std::atomic<int> n{0};
+        std::string base = dir + "/curl" + std::to_string(n++);
+        std::string cmd = "curl -sS --max-time 10 --cacert '" + ca + "' -X " + method + " -D '" + base +
+                          ".h' -o '" + base + ".b' -w '%{http_code}' ";
+        if (!auth.empty()) cmd += "-H 'Authorization: " + auth + "' ";
+        if (!body.empty()) {
+            write_file(base + ".in", body);
+            cmd += "-H 'Content-Type: application/json' --data-binary @'" + base + ".in' ";
+        }
+        cmd += "'" + url(path) + "' 2>&1";
+        CurlResult r;
+        std::string out = run(cmd);
+        r.code = std::atoi(out.c_str());
+        r.headers = read_file(base + ".h");
+        r.body = read_file(base + ".b");
+        return r;
+    }
+
+    // Raw TLS: sends `data`, then reads until the server closes or `max` passes.
+    struct Raw {
+        std::string data;
+        bool closed = false;
+        std::chrono::milliseconds took{0};
+    };
+    Raw raw(const std::string& data, std::chrono::milliseconds max = 5000ms, bool half = false) {
+        net::io_context ioc;
+        ssl::context ctx(ssl::context::tls_client);
+        ctx.load_verify_file(ca);
+        ctx.set_verify_mode(ssl::verify_peer);
+        ssl::stream<tcp::socket> s(ioc, ctx);
+        s.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        struct timeval tv {0, 200000};
+        setsockopt(s.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        s.handshake(ssl::stream_base::client);
+        auto t0 = std::chrono::steady_clock::now();
+        Raw r;
+        boost::system::error_code ec;
+        net::write(s, net::buffer(data), ec);
+        (void)half;
+        char buf[16384];
+        while (std::chrono::steady_clock::now() - t0 < max) {
+            size_t n = s.read_some(net::buffer(buf), ec);
+            if (n) r.data.append(buf, n);
+            if (ec == net::error::eof || ec == ssl::error::stream_truncated || ec == net::error::connection_reset ||
+                (ec && ec != net::error::would_block && ec != net::error::try_again && ec.value() != EAGAIN)) {
+                r.closed = true;
+                break;
+            }
+        }
+        r.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        return r;
+    }
+
+    static int count(const std::string& hay, const std::string& needle) {
+        int n = 0;
+        for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+        return n;
+    }
+    std::string bearer() { return "Bearer " + token(base_claims()); }
+    std::vector<json> audit_lines() {
+        std::vector<json> out;
+        std::ifstream in(audit);
+        std::string line;
+        while (std::getline(in, line))
+            if (!line.empty()) out.push_back(json::parse(line));
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST_F(Proxy, SecretRoundTripWithCurl) {
+    auto put = curl("PUT", "/secrets/db?api-version=7.4", bearer(), R"({"value":"hunter2"})");
+    ASSERT_EQ(put.code, 200) << put.body;
+    auto j = json::parse(put.body);
+    EXPECT_EQ(j["value"], "hunter2");
+    EXPECT_EQ(j["id"].get<std::string>().rfind("https://127.0.0.1:" + std::to_string(port) + "/secrets/db/", 0), 0u);
+    EXPECT_NE(put.headers.find("x-ms-keyvault-network-info: addr=127.0.0.1;act_addr_fam=InterNetwork;"),
+              std::string::npos);
+    auto get = curl("GET", "/secrets/db?api-version=7.4", bearer());
+    ASSERT_EQ(get.code, 200);
+    EXPECT_EQ(json::parse(get.body)["value"], "hunter2");
+    auto list = curl("GET", "/secrets?api-version=7.4", bearer());
+    ASSERT_EQ(list.code, 200);
+    EXPECT_GE(json::parse(list.body)["value"].size(), 1u);
+    auto lines = audit_lines();
+    ASSERT_FALSE(lines.empty());
+    auto last = lines.back();
+    EXPECT_EQ(last["decision"], "allow");
+    EXPECT_EQ(last["operation"], "secrets/list");
+    EXPECT_EQ(last["vault"], "contoso-prod");
+    EXPECT_EQ(last["client"], "127.0.0.1");
+    EXPECT_EQ(last["reason"], "ip_rule");
+}
+
+TEST_F(Proxy, WrapUnwrapKeyThroughGate) {
+    // Create the key directly at the lab vault (the test identity has no keys/create).
+    std::string created = run("curl -sS --max-time 10 -X POST -d '{\"kty\":\"RSA\"}' http://127.0.0.1:" +
+                              std::to_string(vault_port) + "/keys/cmk/create");
+    ASSERT_NE(created.find("\"kty\":\"RSA\""), std::string::npos) << created;
+    std::string cek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    auto w = curl("POST", "/keys/cmk/wrapkey?api-version=7.4", bearer(),
+                  R"({"alg":"RSA-OAEP-256","value":")" + cek + "\"}");
+    ASSERT_EQ(w.code, 200) << w.body;
+    std::string wrapped = json::parse(w.body)["value"];
+    auto u = curl("POST", "/keys/cmk/unwrapkey?api-version=7.4", bearer(),
+                  R"({"alg":"RSA-OAEP-256","value":")" + wrapped + "\"}");
+    ASSERT_EQ(u.code, 200) << u.body;
+    EXPECT_EQ(json::parse(u.body)["value"], cek);
+    auto g = curl("GET", "/keys/cmk?api-version=7.4", bearer());
+    EXPECT_EQ(g.code, 200);
+}
+
+TEST_F(Proxy, MissingTokenChallengeWithCurl) {
+    auto r = curl("GET", "/secrets/db?api-version=7.4");
+    EXPECT_EQ(r.code, 401);
+    EXPECT_NE(r.headers.find("WWW-Authenticate: Bearer authorization=\"https://login.microsoftonline.com/" +
+                             kTenant + "\", resource=\"https://vault.azure.net\"\r\n"),
+              std::string::npos)
+        << r.headers;
+    EXPECT_NE(r.headers.find("x-ms-keyvault-network-info: addr=127.0.0.1;"), std::string::npos);
+    auto bad = curl("GET", "/secrets/db", "Bearer not.a.token");
+    EXPECT_EQ(bad.code, 401);
+    EXPECT_NE(bad.headers.find("error=\"invalid_token\""), std::string::npos);
+    EXPECT_EQ(audit_lines().back()["reason"], "malformed_token");
+}
+
+TEST_F(Proxy, TrustedCandidateNonTrustedGetsForbiddenByFirewall) {
+    adm->reason = VW_PASS_TRUSTED_CANDIDATE;
+    auto r = curl("GET", "/secrets/db?api-version=7.4", bearer());
+    EXPECT_EQ(r.code, 403);
+    auto j = json::parse(r.body);
+    EXPECT_EQ(j["error"]["innererror"]["code"], "ForbiddenByFirewall");
+    auto last = audit_lines().back();
+    EXPECT_EQ(last["decision"], "deny");
+    EXPECT_EQ(last["reason"], "not_trusted_service");
+    EXPECT_EQ(last["caller"], "appid=" + kAppApp + ";oid=" + kOidApp + ";iss=" + kIssuer);
+    // A trusted service doing its scenario passes (and reaches the vault: 404 there).
+    auto t = curl("GET", "/keys/nokey?api-version=7.4", "Bearer " + token(base_claims(kOidStorage, kAppStorage)));
+    EXPECT_EQ(t.code, 404) << t.body;
+    EXPECT_EQ(audit_lines().back()["reason"], "trusted_service:azure-storage");
+}
+
+TEST_F(Proxy, NoRecordFailsClosed) {
+    adm->present = false;  // 127.0.0.1 is not in the vault's ip_rules
+    auto r = curl("GET", "/secrets/db", bearer());
+    EXPECT_EQ(r.code, 403);
+    EXPECT_EQ(json::parse(r.body)["error"]["innererror"]["code"], "ForbiddenByFirewall");
+    EXPECT_EQ(audit_lines().back()["reason"], "no_rule");
+}
+
+TEST_F(Proxy, KeepAliveAndPipelining) {
+    std::string auth = "Authorization: " + bearer() + "\r\n";
+    std::string get = "GET /secrets/nosuch?api-version=7.4 HTTP/1.1\r\nHost: vault\r\n" + auth + "\r\n";
+    std::string last = "GET /secrets/nosuch2 HTTP/1.1\r\nHost: vault\r\nConnection: close\r\n" + auth + "\r\n";
+    // three pipelined requests in one write
+    auto r = raw(get + get + last);
+    EXPECT_TRUE(r.closed);
+    EXPECT_EQ(count(r.data, "HTTP/1.1 404"), 3) << r.data;
+    EXPECT_EQ(count(r.data, "x-ms-keyvault-network-info"), 3);
+    // and a denied + an allowed request on one connection
+    auto r2 = raw("GET /secrets/x HTTP/1.1\r\nHost: v\r\n\r\n" + last);
+    EXPECT_EQ(count(r2.data, "HTTP/1.1 401"), 1);
+    EXPECT_EQ(count(r2.data, "HTTP/1.1 404"), 1);
+}
+
+TEST_F(Proxy, SmugglingRefused) {
+    std::string auth = "Authorization: " + bearer() + "\r\n";
+    auto cl_te = raw("POST /secrets/db/backup HTTP/1.1\r\nHost: v\r\n" + auth +
+                     "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /secrets/db HTTP/1.1\r\nHost: "
+                     "v\r\n\r\n");
+    EXPECT_EQ(cl_te.data.rfind("HTTP/1.1 400", 0), 0u) << cl_te.data;
+    EXPECT_EQ(count(cl_te.data, "HTTP/1.1 "), 1);
+    EXPECT_TRUE(cl_te.closed);
+    auto te_cl = raw("POST /secrets/db/backup HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+                     "4\r\n\r\n0\r\n\r\n");
+    EXPECT_EQ(te_cl.data.rfind("HTTP/1.1 400", 0), 0u);
+    auto two_cl = raw("PUT /secrets/db HTTP/1.1\r\nHost: v\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}");
+    EXPECT_EQ(two_cl.data.rfind("HTTP/1.1 400", 0), 0u) << two_cl.data;
+    auto two_cl_diff = raw("PUT /secrets/db HTTP/1.1\r\nHost: v\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}");
+    EXPECT_EQ(two_cl_diff.data.rfind("HTTP/1.1 400", 0), 0u);
+    auto list_cl = raw("PUT /secrets/db HTTP/1.1\r\nHost: v\r\nContent-Length: 2, 2\r\n\r\n{}");
+    EXPECT_EQ(list_cl.data.rfind("HTTP/1.1 400", 0), 0u);
+    auto te_gzip = raw("PUT /secrets/db HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+    EXPECT_EQ(te_gzip.data.rfind("HTTP/1.1 400", 0), 0u);
+    auto te_dup = raw("PUT /secrets/db HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+                      "chunked\r\n\r\n0\r\n\r\n");
+    EXPECT_EQ(te_dup.data.rfind("HTTP/1.1 400", 0), 0u);
+    EXPECT_EQ(audit_lines().back()["reason"], "request_smuggling");
+}
+
+TEST_F(Proxy, ChunkedBodyIsForwardedWithLength) {
+    std::string auth = "Authorization: " + bearer() + "\r\n";
+    std::string body = R"({"value":"chunky"})";
+    char sz[16];
+    std::snprintf(sz, sizeof sz, "%zx", body.size());
+    auto r = raw("PUT /secrets/chunked HTTP/1.1\r\nHost: v\r\nConnection: close\r\n" + auth +
+                 "Transfer-Encoding: chunked\r\n\r\n" + sz + "\r\n" + body + "\r\n0\r\n\r\n");
+    EXPECT_EQ(r.data.rfind("HTTP/1.1 200", 0), 0u) << r.data;
+    EXPECT_NE(r.data.find("chunky"), std::string::npos);
+}
+
+TEST_F(Proxy, OversizedHeaderAndBody) {
+    auto h = raw("GET /secrets/db HTTP/1.1\r\nHost: v\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+    EXPECT_EQ(h.data.rfind("HTTP/1.1 431", 0), 0u) << h.data.substr(0, 100);
+    EXPECT_TRUE(h.closed);
+    auto b = raw("PUT /secrets/db HTTP/1.1\r\nHost: v\r\nContent-Length: 2000000\r\n\r\n" + std::string(1000, 'x'));
+    EXPECT_EQ(b.data.rfind("HTTP/1.1 413", 0), 0u) << b.data.substr(0, 100);
+    EXPECT_TRUE(b.closed);
+    auto c = curl("PUT", "/secrets/db", bearer(), R"({"value":")" + std::string(1100000, 'x') + "\"}");
+    EXPECT_EQ(c.code, 413);
+    auto tok = curl("GET", "/secrets/db", "Bearer " + std::string(17000, 'a'));
+    EXPECT_EQ(tok.code, 431);  // a 17 KiB header line is over the header limit before it is a token
+}
+
+TEST_F(Proxy, SlowlorisClosedByTimeout) {
+    auto r = raw("GET /secrets/db HTTP/1.1\r\nHost: v\r\nX-A: ", 8000ms);
+    EXPECT_TRUE(r.closed);
+    EXPECT_LT(r.took.count(), 4000);
+    EXPECT_GE(r.took.count(), 1000);
+    // An idle TLS connection that sends nothing is closed as well.
+    auto idle = raw("", 8000ms);
+    EXPECT_TRUE(idle.closed);
+    EXPECT_LT(idle.took.count(), 4000);
+}
+
+TEST_F(Proxy, UpstreamDownIs502) {
+    gate->stop();
+    start("http://127.0.0.1:" + std::to_string(free_port()));
+    auto r = curl("GET", "/secrets/db", bearer());
+    EXPECT_EQ(r.code, 502) << r.body;
+    EXPECT_NE(r.headers.find("x-ms-keyvault-network-info"), std::string::npos);
+    EXPECT_EQ(audit_lines().back()["reason"], "ip_rule;upstream_unavailable");
+}
+
+TEST_F(Proxy, UpstreamSlowIs504) {
+    SlowServer slow(2500ms);
+    gate->stop();
+    start("http://127.0.0.1:" + std::to_string(slow.port));
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = curl("GET", "/secrets/db", bearer());
+    EXPECT_EQ(r.code, 504) << r.body;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+}
+
+TEST_F(Proxy, ReconfigureSwapsConfig) {
+    auto ok = curl("GET", "/secrets/nosuch", bearer());
+    EXPECT_EQ(ok.code, 404);
+    auto rf = rule_file(port, "http://127.0.0.1:" + std::to_string(vault_port));
+    rf.vaults[0].access_policies.clear();
+    auto errs = gate->reconfigure(GateConfig::build(rf, options()));
+    EXPECT_TRUE(errs.empty());
+    auto denied = curl("GET", "/secrets/nosuch", bearer());
+    EXPECT_EQ(denied.code, 403);
+    EXPECT_EQ(json::parse(denied.body)["error"]["innererror"]["code"], "ForbiddenByPolicy");
+    // A new endpoint is opened, the old one closed.
+    auto p2 = free_port();
+    auto rf2 = rule_file(p2, "http://127.0.0.1:" + std::to_string(vault_port));
+    EXPECT_TRUE(gate->reconfigure(GateConfig::build(rf2, options())).empty());
+    auto l = gate->listening();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0], "127.0.0.1:" + std::to_string(p2));
+    port = p2;
+    EXPECT_EQ(curl("GET", "/secrets/nosuch", bearer()).code, 404);
+}
+
+TEST_F(Proxy, ManyConcurrentClients) {
+    std::vector<std::thread> ts;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 8; ++i)
+        ts.emplace_back([&] {
+            auto r = curl("GET", "/secrets/nosuch", bearer());
+            if (r.code == 404) ok++;
+        });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(ok, 8);
+    auto s = gate->stats();
+    EXPECT_GE(s.requests, 8u);
+}
+
+TEST(GateConfig, BuildErrorsAreOneLine) {
+    rules::RuleFile rf;
+    EXPECT_THROW(GateConfig::build(rf), GateConfigError);
+    rf.gate = rules::Gate{"/nonexistent.pem", "/nonexistent.key", ""};
+    rf.identity = identity("/nonexistent/jwks.json");
+    try {
+        GateConfig::build(rf);
+        FAIL();
+    } catch (const GateConfigError& e) {
+        EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/jwks.json"), std::string::npos);
+    }
+    EXPECT_THROW(parse_upstream("https://x:1"), GateConfigError);
+    EXPECT_THROW(parse_upstream("http://x:99999"), GateConfigError);
+    EXPECT_EQ(parse_upstream("http://127.0.0.1:8200/").key(), "127.0.0.1:8200");
+}
