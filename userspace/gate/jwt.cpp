@@ -149,7 +149,6 @@ size_t JwtValidator::cache_size() const {
 }
 
 JwtResult JwtValidator::verify_uncached(std::string_view token) const {
-    const std::string invalid = "AKV10000: Request is missing a Bearer or PoP token.";
     auto d1 = token.find('.');
     auto d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
     if (d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos)
@@ -226,7 +225,6 @@ JwtResult JwtValidator::verify_uncached(std::string_view token) const {
     c->payload = std::move(*payload);
     JwtResult r;
     r.claims = std::move(c);
-    (void)invalid;
     return r;
 }
 
