@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
     explain->add_option("--proto", proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}))->capture_default_str();
     explain->add_option("--vtep", vtep, "outer VXLAN source (default: the first configured VTEP)");
     explain->add_option("--dev", dev, "interface whose maps to use (default: the first)");
+    bool fragment = false;
+    explain->add_flag("--fragment", fragment, "make it a first fragment (MF set)");
     explain->add_flag("--json", json, "JSON");
 
     auto* status = app.add_subcommand("status", "daemon, interfaces, generation, reloads");
@@ -211,6 +213,7 @@ int main(int argc, char** argv) {
         if (explain->parsed()) {
             Json req = {{"cmd", "explain"}, {"src", src}, {"dst", dst}, {"proto", proto}, {"vni", vni}};
             if (!vtep.empty()) req["vtep"] = vtep;
+            if (fragment) req["fragment"] = true;
             if (!dev.empty()) req["dev"] = dev;
             Json e = ask(socket, req)["explain"];
             if (json) {

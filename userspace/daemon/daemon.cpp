@@ -47,6 +47,18 @@ std::uint32_t parse_u32(const Json& j, const char* what) {
 
 }  // namespace
 
+packet::Bytes explain_frame(std::uint32_t src, std::uint32_t dst, std::uint16_t port, bool tcp, bool fragment) {
+    packet::Flow f{src, dst, 40000, port};
+    auto spec = tcp ? packet::FrameSpec::tcp_flow(f) : packet::FrameSpec::udp_flow(f);
+    if (fragment) spec.fragment(true, 0);
+    return spec.build();
+}
+
+packet::Bytes explain_vxlan(const packet::Bytes& inner, std::uint32_t vtep, std::uint32_t vni, std::uint16_t port) {
+    auto outer = packet::VxlanSpec::between(vtep, *rules::parse_ipv4("198.18.255.254"), vni, port);
+    return packet::vxlan_encapsulate(inner, outer);
+}
+
 Daemon::Daemon(DaemonOptions opts) : opts_(std::move(opts)), config_path_(opts_.config) {}
 
 Daemon::~Daemon() { stop(); }
@@ -383,8 +395,8 @@ Json Daemon::explain(const Json& req) {
     const std::string proto = req.value("proto", std::string("tcp"));
     if (proto != "tcp" && proto != "udp") throw std::invalid_argument("explain: --proto must be tcp or udp");
 
-    packet::Flow f{*src, *dst, 40000, static_cast<std::uint16_t>(port)};
-    packet::Bytes frame = proto == "tcp" ? packet::tcp_frame(f) : packet::udp_frame(f);
+    const bool fragment = req.value("fragment", false);
+    packet::Bytes frame = explain_frame(*src, *dst, static_cast<std::uint16_t>(port), proto == "tcp", fragment);
     std::uint32_t vtep = 0;
     if (vni) {
         // Synthesize the VXLAN underlay from a trusted VTEP (the first one
@@ -399,9 +411,7 @@ Json Daemon::explain(const Json& req) {
         } else {
             vtep = *rules::parse_ipv4("198.18.0.1");
         }
-        auto outer = packet::VxlanSpec::between(vtep, *rules::parse_ipv4("198.18.255.254"), vni,
-                                                set_->vxlan_port);
-        frame = packet::vxlan_encapsulate(frame, outer);
+        frame = explain_vxlan(frame, vtep, vni, set_->vxlan_port);
     }
 
     auto k = bpfmaps::run_explain(*i->dp, frame);

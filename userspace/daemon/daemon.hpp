@@ -19,6 +19,7 @@
 
 #include "bpfmaps/datapath.hpp"
 #include "bpfmaps/installer.hpp"
+#include "packet/packet.hpp"
 #include "daemon/attach.hpp"
 #include "daemon/control.hpp"
 #include "daemon/stats.hpp"
@@ -44,6 +45,14 @@ public:
     virtual Json status() const = 0;
 };
 std::unique_ptr<GateHost> make_gate_host();  // null when built without the gate
+
+// The packets `explain` synthesizes (tests send the same ones for real):
+// a TCP SYN (or UDP datagram) from src:40000 to dst:port, a first fragment
+// when asked; wrapped in VXLAN from `vtep` to 198.18.255.254 for a VNI.
+packet::Bytes explain_frame(std::uint32_t src, std::uint32_t dst, std::uint16_t port, bool tcp,
+                            bool fragment = false);
+packet::Bytes explain_vxlan(const packet::Bytes& inner, std::uint32_t vtep, std::uint32_t vni,
+                            std::uint16_t port = 4789);
 
 struct DaemonOptions {
     std::string config;
