@@ -15,11 +15,32 @@
 
 namespace vaultwall::bpfmaps {
 
-std::size_t RuleIdentHash::operator()(const RuleIdent& r) const noexcept {
-    std::uint64_t h = (std::uint64_t(r.vault_id) << 32 | r.vni) * 0x9e3779b97f4a7c15ull;
-    h ^= (std::uint64_t(r.addr) << 8 | r.len) + 0x7f4a7c159e3779b9ull + (h << 6) + (h >> 2);
-    return h;
+namespace {
+RuleEntry make_entry(std::uint32_t vault_id, std::uint32_t vni, std::uint32_t addr, std::uint8_t len,
+                     std::uint32_t id) {
+    return {std::uint64_t(vault_id) << 32 | vni, std::uint64_t(addr) << 8 | len, id};
 }
+void sort_rules(std::vector<RuleEntry>& v) {
+    auto less = [](const RuleEntry& a, const RuleEntry& b) { return a.before(b); };
+    if (!std::is_sorted(v.begin(), v.end(), less)) std::sort(v.begin(), v.end(), less);
+}
+
+// Merge of two sorted rule lists: on_want(entry, have_or_null) for each wanted
+// rule, on_gone(entry) for each rule only `have` holds.
+template <class OnWant, class OnGone>
+void merge_rules(const std::vector<RuleEntry>& have, const std::vector<RuleEntry>& want, OnWant on_want,
+                 OnGone on_gone) {
+    std::size_t h = 0;
+    for (const auto& w : want) {
+        while (h < have.size() && have[h].before(w)) on_gone(have[h++]);
+        if (h < have.size() && have[h].same_rule(w))
+            on_want(w, &have[h++]);
+        else
+            on_want(w, nullptr);
+    }
+    while (h < have.size()) on_gone(have[h++]);
+}
+}  // namespace
 
 void wait_for_datapath_grace_period() {
     // MEMBARRIER_CMD_GLOBAL is synchronize_rcu() in the kernel, and every
@@ -76,9 +97,10 @@ void Installer::read_set(std::uint32_t set, SetShadow& out) const {
     map_for_each_key<vw_rule_key>(dp_.map_fd(Map::rules), [&](const vw_rule_key& k) {
         std::uint32_t id = 0;
         if (k.set == set && map_lookup(dp_.map_fd(Map::rules), k, id))
-            out.rules[{k.vault_id, k.vni, ntohl(k.addr),
-                       std::uint8_t(k.prefixlen - VW_RULE_KEY_FIXED_BITS)}] = id;
+            out.rules.push_back(make_entry(k.vault_id, k.vni, ntohl(k.addr),
+                                           std::uint8_t(k.prefixlen - VW_RULE_KEY_FIXED_BITS), id));
     });
+    sort_rules(out.rules);
 }
 
 std::vector<std::uint32_t> Installer::assign_vault_ids(const rules::CompiledRuleSet& set) {
@@ -131,9 +153,19 @@ void Installer::zero_vault_counters(std::uint32_t vault_id) {
     }
 }
 
-void Installer::zero_rule_hits(std::uint32_t rule_id) {
-    percpu_zero<std::uint32_t, std::uint64_t>(dp_.map_fd(Map::rule_hits), rule_id,
-                                              "zeroing rule hits");
+void Installer::zero_rule_hits(const std::vector<std::uint32_t>& rule_ids) {
+    // One batch for all of them: a reload of a million new rules must not
+    // cost a million syscalls here.
+    constexpr std::size_t kBatch = 8192;
+    const int fd = dp_.map_fd(Map::rule_hits);
+    const std::size_t cpus = possible_cpus();
+    std::vector<std::uint64_t> zeros(kBatch * cpus, 0);
+    for (std::size_t i = 0; i < rule_ids.size(); i += kBatch) {
+        __u32 count = static_cast<__u32>(std::min(kBatch, rule_ids.size() - i));
+        if (bpf_map_update_batch(fd, rule_ids.data() + i, zeros.data(), &count, nullptr) == 0) continue;
+        for (std::size_t j = i; j < i + std::min(kBatch, rule_ids.size() - i); ++j)
+            percpu_zero<std::uint32_t, std::uint64_t>(fd, rule_ids[j], "zeroing rule hits");
+    }
 }
 
 namespace {
@@ -185,13 +217,15 @@ void Installer::write_set(std::uint32_t set, SetShadow& have, const SetShadow& w
             map_update(fd_addrs, vw_addr_key{set, a}, std::uint32_t(1), "writing a protected address");
         },
         [&](std::uint32_t a) { map_delete(fd_addrs, vw_addr_key{set, a}, "deleting a protected address"); });
-    auto rule_key = [&](const RuleIdent& r) {
-        return vw_rule_key{std::uint32_t(VW_RULE_KEY_FIXED_BITS + r.len), set, r.vault_id, r.vni,
-                           htonl(r.addr)};
+    auto rule_key = [&](const RuleEntry& r) {
+        return vw_rule_key{std::uint32_t(VW_RULE_KEY_FIXED_BITS + r.len()), set, r.vault_id(), r.vni(),
+                           htonl(r.addr())};
     };
-    sync_table(have.rules, want.rules,
-        [&](const RuleIdent& r, std::uint32_t id) { map_update(fd_rules, rule_key(r), id, "writing a rule"); },
-        [&](const RuleIdent& r) { map_delete(fd_rules, rule_key(r), "deleting a rule"); });
+    merge_rules(have.rules, want.rules,
+        [&](const RuleEntry& w, const RuleEntry* h) {
+            if (!h || h->id != w.id) map_update(fd_rules, rule_key(w), w.id, "writing a rule");
+        },
+        [&](const RuleEntry& gone) { map_delete(fd_rules, rule_key(gone), "deleting a rule"); });
     vw_config cfg{};
     cfg.vxlan_port = want.vxlan_port;
     cfg.installed = 1;
@@ -252,35 +286,49 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
 
     // Rule ids: a rule that stays keeps its id (and its hit count); new
     // rules take ids the live set does not use, with their counts zeroed.
+    // want.rules is sorted by identity; `order` maps it back to set.rules.
+    want.rules.reserve(set.rules.size());
+    for (std::size_t i = 0; i < set.rules.size(); ++i) {
+        const auto& r = set.rules[i];
+        want.rules.push_back(make_entry(rep.vault_ids.at(r.vault), r.vni, r.prefix.addr, r.prefix.len,
+                                        static_cast<std::uint32_t>(i)));  // index for now
+    }
+    sort_rules(want.rules);
     std::vector<bool> taken(max_rules_, false);
     taken[0] = true;
-    for (const auto& [ident, id] : live.rules)
-        if (id < max_rules_) taken[id] = true;
+    for (const auto& e : live.rules)
+        if (e.id < max_rules_) taken[e.id] = true;
     std::uint32_t next_free = 1;
+    std::vector<std::uint32_t> fresh_ids;
     std::map<std::uint32_t, VaultDiff> diffs;
-    rep.rule_ids.reserve(set.rules.size());
-    for (const auto& r : set.rules) {
-        const RuleIdent ident{rep.vault_ids.at(r.vault), r.vni, r.prefix.addr, r.prefix.len};
-        std::uint32_t id;
-        if (auto it = live.rules.find(ident); it != live.rules.end()) {
-            id = it->second;
-        } else {
-            while (next_free < max_rules_ && taken[next_free]) ++next_free;
-            if (next_free >= max_rules_)
-                throw std::length_error(
-                    "the rules do not fit: this host's datapath holds " +
-                    std::to_string(max_rules_ - 1) +
-                    " rules (live and changed together); raise max_rules when attaching");
-            id = next_free;
-            taken[id] = true;
-            zero_rule_hits(id);
-            diffs[ident.vault_id].rules_added++;
-        }
-        want.rules.emplace(ident, id);
-        rep.rule_ids.push_back(id);
-    }
-    for (const auto& [ident, id] : live.rules)
-        if (!want.rules.count(ident)) diffs[ident.vault_id].rules_removed++;
+    rep.rule_ids.assign(set.rules.size(), 0);
+    merge_rules(live.rules, want.rules,
+        [&](const RuleEntry& w, const RuleEntry* kept) {
+            std::uint32_t id;
+            if (kept) {
+                id = kept->id;
+            } else {
+                while (next_free < max_rules_ && taken[next_free]) ++next_free;
+                if (next_free >= max_rules_)
+                    throw std::length_error(
+                        "the rules do not fit: this host's datapath holds " +
+                        std::to_string(max_rules_ - 1) +
+                        " rules (live and changed together); raise max_rules when attaching");
+                id = next_free;
+                taken[id] = true;
+                fresh_ids.push_back(id);
+                diffs[w.vault_id()].rules_added++;
+            }
+            rep.rule_ids[w.id] = id;
+        },
+        [&](const RuleEntry& gone) { diffs[gone.vault_id()].rules_removed++; });
+    for (auto& e : want.rules) e.id = rep.rule_ids[e.id];
+    // Duplicates (the compiler merges them) would share one trie entry.
+    for (std::size_t i = 1; i < want.rules.size(); ++i)
+        if (want.rules[i].same_rule(want.rules[i - 1]))
+            throw std::invalid_argument("duplicate rule in a compiled rule set");
+
+    zero_rule_hits(fresh_ids);
 
     const std::uint32_t idle = live_ ^ 1;
     try {
@@ -289,7 +337,16 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
         read_set(idle, sets_[idle]);  // the idle set is half-written: relearn it
         throw;
     }
+    const std::uint32_t old_live = live_;
     flip(idle);
+    // No packet runs on the old set any more: bring it up to date too, so
+    // the next reload writes only its own difference (a one-rule change stays
+    // a one-rule write) and no id is held by a set nobody reads.
+    try {
+        write_set(old_live, sets_[old_live], want);
+    } catch (...) {
+        read_set(old_live, sets_[old_live]);  // the live set is fine; relearn this one
+    }
     release_unused_vault_ids();
 
     for (auto& [vid, d] : diffs) {
@@ -322,8 +379,7 @@ std::map<std::uint32_t, std::string> Installer::vault_names() const { return nam
 
 std::vector<LiveRule> Installer::live_rules() const {
     std::vector<LiveRule> out;
-    for (const auto& [ident, id] : sets_[live_].rules)
-        out.push_back({id, ident.vault_id, ident.vni, ident.addr, ident.len});
+    for (const auto& e : sets_[live_].rules) out.push_back({e.id, e.vault_id(), e.vni(), e.addr(), e.len()});
     std::sort(out.begin(), out.end(), [](const LiveRule& a, const LiveRule& b) { return a.rule_id < b.rule_id; });
     return out;
 }

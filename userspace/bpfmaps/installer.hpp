@@ -2,8 +2,9 @@
 //
 // The maps hold two rule sets (vaultwall_abi.h). install() writes only the
 // difference between the idle set and the new rules into the idle set, flips
-// the live set, then waits for an RCU grace period so no packet still runs on
-// the old set before the next install may rewrite it. Vault and rule ids are
+// the live set, waits for an RCU grace period so no packet still runs on the
+// old set, and then writes the same difference into the old set, so both
+// sets hold the new rules and the next install is again a difference. Vault and rule ids are
 // stable while a vault or rule stays, so their counters carry across reloads.
 #pragma once
 
@@ -12,7 +13,6 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "bpfmaps/datapath.hpp"
@@ -47,14 +47,22 @@ struct LiveRule {
     std::uint8_t len = 0;
 };
 
-// Identity of a rule across reloads: the rule key without its set.
-struct RuleIdent {
-    std::uint32_t vault_id, vni, addr;  // addr in host byte order
-    std::uint8_t len;
-    friend bool operator==(const RuleIdent&, const RuleIdent&) = default;
-};
-struct RuleIdentHash {
-    std::size_t operator()(const RuleIdent& r) const noexcept;
+// A rule as a set holds it: its identity across reloads (the rule key without
+// its set) and its id. Sets keep these sorted by identity, so comparing two
+// sets is one linear merge, even at a million rules.
+struct RuleEntry {
+    std::uint64_t scope = 0;   // vault_id << 32 | vni
+    std::uint64_t prefix = 0;  // addr (host order) << 8 | len
+    std::uint32_t id = 0;
+
+    std::uint32_t vault_id() const { return static_cast<std::uint32_t>(scope >> 32); }
+    std::uint32_t vni() const { return static_cast<std::uint32_t>(scope); }
+    std::uint32_t addr() const { return static_cast<std::uint32_t>(prefix >> 8); }
+    std::uint8_t len() const { return static_cast<std::uint8_t>(prefix); }
+    bool same_rule(const RuleEntry& o) const { return scope == o.scope && prefix == o.prefix; }
+    bool before(const RuleEntry& o) const {
+        return scope != o.scope ? scope < o.scope : prefix < o.prefix;
+    }
 };
 
 class Installer {
@@ -79,7 +87,7 @@ private:
         std::map<std::tuple<std::uint8_t, std::uint16_t, std::uint32_t, std::uint32_t>,
                  vw_endpoint> endpoints;  // (proto, port, vni, addr) in network order
         std::map<std::uint32_t, bool> protected_addrs;  // network order
-        std::unordered_map<RuleIdent, std::uint32_t, RuleIdentHash> rules;
+        std::vector<RuleEntry> rules;  // sorted by identity
     };
 
     void read_state();
@@ -90,7 +98,7 @@ private:
     void write_set(std::uint32_t set, SetShadow& have, const SetShadow& want);
     void flip(std::uint32_t new_live);
     void zero_vault_counters(std::uint32_t vault_id);
-    void zero_rule_hits(std::uint32_t rule_id);
+    void zero_rule_hits(const std::vector<std::uint32_t>& rule_ids);
 
     const Datapath& dp_;
     std::uint32_t max_rules_;

@@ -1,0 +1,279 @@
+// vaultwall-bench: datapath and reload benchmarks. Every figure is reported
+// beside a baseline measured in the same run (these machines are shared and
+// noisy): the XDP_DROP-only program is the floor, one kernel LPM-trie lookup
+// the reference.
+//
+//   vaultwall-bench datapath [--sizes 10,1000,...] [--packets N] [--sweeps N] [--json]
+//   vaultwall-bench reload   [--sizes 1000,100000,...] [--json]
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <linux/bpf.h>
+
+#include <algorithm>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bpfmaps/datapath.hpp"
+#include "bpfmaps/installer.hpp"
+#include "bpfmaps/prog_run.hpp"
+#include "packet/packet.hpp"
+#include "rules/compiled.hpp"
+#include "vw_bench_bpf.skel.h"
+
+namespace {
+
+using namespace vaultwall;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint32_t kVaults = 8;              // vault N's endpoint is 203.0.113.N:443
+constexpr std::uint32_t kOverlayBase = 0xC6120000;  // 198.18.0.0/15: rule sources
+constexpr std::uint32_t kOverlayBits = 17;
+constexpr std::uint32_t kVtep = 0xC6120005, kHost = 0xC6120001;
+constexpr std::uint32_t kVni = 5001;
+
+std::uint32_t endpoint_addr(std::uint32_t vault_index) { return 0xCB007100u | (vault_index + 1); }
+
+// `n` distinct (vault, prefix) rules, mostly /32s with some /20../31,
+// spread over kVaults vaults; vni 0 (ip rules) or kVni (vnet rules).
+rules::CompiledRuleSet make_rules(std::size_t n, std::uint32_t vni, std::mt19937_64& rng) {
+    rules::CompiledRuleSet s;
+    s.vteps = {{0xC6120000, 24}};
+    for (std::uint32_t v = 0; v < kVaults; ++v) {
+        s.vaults.push_back({"bench-" + std::to_string(v + 1), false, false, false});
+        s.endpoints.push_back({v, 0, endpoint_addr(v), 443, rules::Proto::tcp, false});
+    }
+    std::set<std::tuple<std::uint32_t, std::uint32_t, std::uint8_t>> seen;
+    std::uniform_int_distribution<std::uint32_t> addr(0, (1u << kOverlayBits) - 1), vault(0, kVaults - 1),
+        len_short(20, 31), pct(0, 99);
+    while (s.rules.size() < n) {
+        std::uint8_t len = pct(rng) < 70 ? 32 : static_cast<std::uint8_t>(len_short(rng));
+        std::uint32_t a = (kOverlayBase | addr(rng)) & rules::Ipv4Prefix::mask(len);
+        std::uint32_t v = vault(rng);
+        if (seen.insert({v, a, len}).second) s.rules.push_back({v, vni, {a, len}, "bench"});
+    }
+    return s;
+}
+
+// The working set: distinct flows to the vaults' endpoints, sources inside
+// one of the destination vault's rules (85%) or anywhere in the range.
+std::vector<packet::Flow> make_flows(const rules::CompiledRuleSet& s, std::size_t count, std::mt19937_64& rng) {
+    std::vector<std::vector<const rules::CompiledRule*>> by_vault(kVaults);
+    for (const auto& r : s.rules) by_vault[r.vault].push_back(&r);
+    std::uniform_int_distribution<std::uint32_t> pct(0, 99), vault(0, kVaults - 1),
+        addr(0, (1u << kOverlayBits) - 1);
+    std::vector<packet::Flow> out;
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        std::uint32_t v = vault(rng);
+        std::uint32_t src = kOverlayBase | addr(rng);
+        if (!by_vault[v].empty() && pct(rng) < 85) {
+            const auto* r = by_vault[v][rng() % by_vault[v].size()];
+            std::uint32_t size = r->prefix.len == 32 ? 1 : (1u << (32 - r->prefix.len));
+            src = r->prefix.addr + static_cast<std::uint32_t>(rng() % size);
+        }
+        out.push_back({src, endpoint_addr(v), static_cast<std::uint16_t>(1024 + rng() % 60000), 443});
+    }
+    return out;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Kernel memory charged to a map (fdinfo "memlock").
+std::uint64_t map_memlock(int fd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string key;
+    std::uint64_t value = 0;
+    while (in >> key) {
+        if (key == "memlock:") {
+            in >> value;
+            return value;
+        }
+        in.ignore(1 << 20, '\n');
+    }
+    return 0;
+}
+
+// The driver, the two baselines and the LPM reference's trie, loaded with a
+// working set of flows written into one template frame.
+struct Bench {
+    struct Flow {
+        std::uint32_t saddr, daddr;  // network order
+        std::uint16_t sport, dport;
+    };
+    vw_bench_bpf* skel = nullptr;
+    packet::Bytes frame;
+    std::size_t flows = 0;
+
+    Bench(const std::vector<packet::Flow>& working_set, bool vxlan, std::uint32_t lpm_entries)
+        : flows(working_set.size()) {
+        auto inner = packet::tcp_frame(working_set.at(0), packet::tcp_flags::ack);
+        frame = vxlan ? packet::vxlan_frame(kVtep, kHost, kVni, inner) : inner;
+        skel = vw_bench_bpf__open();
+        if (!skel) throw std::runtime_error("opening the benchmark programs failed");
+        skel->rodata->bench_nflows = static_cast<std::uint32_t>(flows);
+        skel->rodata->bench_ip_offset = static_cast<std::uint32_t>(frame.size() - inner.size() + 14);
+        bpf_map__set_max_entries(skel->maps.bench_flows, static_cast<std::uint32_t>(flows));
+        bpf_map__set_max_entries(skel->maps.bench_lpm, std::max<std::uint32_t>(lpm_entries, 16));
+        if (vw_bench_bpf__load(skel)) throw std::runtime_error("loading the benchmark programs failed");
+        for (std::uint32_t i = 0; i < flows; ++i) {
+            const auto& f = working_set[i];
+            Flow v{htonl(f.src), htonl(f.dst), htons(f.sport), htons(f.dport)};
+            if (bpf_map_update_elem(bpf_map__fd(skel->maps.bench_flows), &i, &v, BPF_ANY))
+                throw std::runtime_error("loading the working set");
+        }
+    }
+    ~Bench() { vw_bench_bpf__destroy(skel); }
+
+    void fill_lpm(const rules::CompiledRuleSet& s, const std::vector<std::uint32_t>& vault_ids) {
+        struct {
+            std::uint32_t prefixlen, vault_id, addr;
+        } key;
+        std::uint32_t one = 1;
+        int fd = bpf_map__fd(skel->maps.bench_lpm);
+        for (const auto& r : s.rules) {
+            key = {32u + r.prefix.len, vault_ids[r.vault], htonl(r.prefix.addr)};
+            if (bpf_map_update_elem(fd, &key, &one, BPF_ANY)) throw std::runtime_error("filling the LPM reference");
+        }
+    }
+
+    // Mean ns per run of `prog_fd` behind the driver, over `rounds` passes of
+    // the working set, all inside one BPF_PROG_TEST_RUN.
+    double ns_per_packet(int prog_fd, std::uint32_t rounds) {
+        std::uint32_t zero = 0;
+        if (bpf_map_update_elem(bpf_map__fd(skel->maps.bench_target), &zero, &prog_fd, BPF_ANY))
+            throw std::runtime_error("setting the program under test");
+        std::vector<std::uint32_t> cursor(libbpf_num_possible_cpus(), 0);
+        bpf_map_update_elem(bpf_map__fd(skel->maps.bench_cursor), &zero, cursor.data(), BPF_ANY);
+        LIBBPF_OPTS(bpf_test_run_opts, opts);
+        opts.data_in = frame.data();
+        opts.data_size_in = static_cast<std::uint32_t>(frame.size());
+        opts.repeat = static_cast<std::uint32_t>(flows) * rounds;
+        if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_bench_driver), &opts))
+            throw std::runtime_error("BPF_PROG_TEST_RUN of the driver failed");
+        if (opts.retval == XDP_ABORTED) throw std::runtime_error("the driver aborted");
+        return opts.duration;
+    }
+};
+
+json bench_datapath_size(std::size_t n, bool vxlan, std::size_t packets, int sweeps, std::mt19937_64& rng) {
+    auto rules = make_rules(n, vxlan ? kVni : 0, rng);
+    auto dp = bpfmaps::Datapath::open_and_load({.max_rules = static_cast<std::uint32_t>(n + 1024)});
+    bpfmaps::Installer installer(*dp);
+    auto rep = installer.install(rules);
+    Bench base(make_flows(rules, packets, rng), vxlan, static_cast<std::uint32_t>(n + 16));
+    base.fill_lpm(rules, rep.vault_ids);
+
+    std::vector<double> vw, lpm, drop;
+    for (int s = 0; s < sweeps; ++s) {  // interleaved, so noise hits all three alike
+        drop.push_back(base.ns_per_packet(bpf_program__fd(base.skel->progs.xdp_drop_only), 2));
+        lpm.push_back(base.ns_per_packet(bpf_program__fd(base.skel->progs.xdp_lpm_one), 2));
+        vw.push_back(base.ns_per_packet(dp->main_prog_fd(), 2));
+    }
+    std::uint64_t mem = 0;
+    for (int m = 0; m < static_cast<int>(bpfmaps::Map::count_); ++m)
+        mem += map_memlock(dp->map_fd(static_cast<bpfmaps::Map>(m)));
+    json j = {{"rules", n},
+              {"encap", vxlan ? "vxlan" : "plain"},
+              {"packets", base.flows},
+              {"sweeps", sweeps},
+              {"ns_per_packet", {{"vaultwall", median(vw)}, {"lpm_reference", median(lpm)}, {"xdp_drop", median(drop)}}},
+              {"rules_map_memlock_bytes", map_memlock(dp->map_fd(bpfmaps::Map::rules))},
+              {"all_maps_memlock_bytes", mem},
+              {"lpm_reference_memlock_bytes", map_memlock(bpf_map__fd(base.skel->maps.bench_lpm))}};
+    return j;
+}
+
+int cmd_datapath(const std::vector<std::size_t>& sizes, std::size_t packets, int sweeps, bool as_json) {
+    std::mt19937_64 rng(42);
+    json results = json::array();
+    for (bool vxlan : {false, true}) {
+        for (std::size_t n : sizes) {
+            auto r = bench_datapath_size(n, vxlan, packets, sweeps, rng);
+            results.push_back(r);
+            if (!as_json) {
+                const auto& ns = r["ns_per_packet"];
+                double vw = ns["vaultwall"], ref = ns["lpm_reference"], drop = ns["xdp_drop"];
+                std::printf("%-5s %8zu rules: vaultwall %6.1f ns  lpm-ref %6.1f ns  drop %5.1f ns  "
+                            "(over floor: %6.1f vs %6.1f; ref/vaultwall %.2fx)  rules map %.1f MiB\n",
+                            vxlan ? "vxlan" : "plain", n, vw, ref, drop, vw - drop, ref - drop, ref / vw,
+                            double(r["rules_map_memlock_bytes"]) / (1 << 20));
+                std::fflush(stdout);
+            }
+        }
+    }
+    if (as_json) std::cout << results.dump(2) << "\n";
+    return 0;
+}
+
+int cmd_reload(const std::vector<std::size_t>& sizes, bool as_json) {
+    std::mt19937_64 rng(7);
+    json results = json::array();
+    for (std::size_t n : sizes) {
+        auto rules = make_rules(n, 0, rng);
+        auto dp = bpfmaps::Datapath::open_and_load({.max_rules = static_cast<std::uint32_t>(n + 1024)});
+        bpfmaps::Installer installer(*dp);
+        auto t0 = Clock::now();
+        installer.install(rules);
+        double full_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        // One more rule: the difference is all that is written.
+        auto changed = rules;
+        changed.rules.push_back({0, 0, {0xCB007163u, 32}, "bench"});  // 203.0.113.99: outside every rule
+        t0 = Clock::now();
+        installer.install(changed);
+        double one_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        json j = {{"rules", n}, {"install_ms", full_ms}, {"one_rule_change_ms", one_ms}};
+        results.push_back(j);
+        if (!as_json)
+            std::printf("%8zu rules: install %9.1f ms   one-rule change %7.1f ms\n", n, full_ms, one_ms);
+        std::fflush(stdout);
+    }
+    if (as_json) std::cout << results.dump(2) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"vaultwall-bench: datapath and reload benchmarks, each against a baseline of the same run"};
+    app.require_subcommand(1);
+    bool as_json = false;
+    std::vector<std::size_t> sizes;
+    std::size_t packets = 65536;
+    int sweeps = 5;
+    auto* dpc = app.add_subcommand("datapath", "ns/packet via BPF_PROG_TEST_RUN over a working set of distinct packets");
+    dpc->add_option("--sizes", sizes, "rule-set sizes")->delimiter(',')->default_str("10,1000,10000,100000,1000000");
+    dpc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
+    dpc->add_option("--sweeps", sweeps, "sweeps over the working set (median reported)")->check(CLI::Range(1, 100));
+    dpc->add_flag("--json", as_json, "JSON output");
+    auto* rlc = app.add_subcommand("reload", "time to compile and install rule sets, and a one-rule change");
+    rlc->add_option("--sizes", sizes, "rule-set sizes")->delimiter(',')->default_str("1000,100000,1000000");
+    rlc->add_flag("--json", as_json, "JSON output");
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (dpc->parsed()) {
+            if (sizes.empty()) sizes = {10, 1000, 10000, 100000, 1000000};
+            return cmd_datapath(sizes, packets, sweeps, as_json);
+        }
+        if (sizes.empty()) sizes = {1000, 100000, 1000000};
+        return cmd_reload(sizes, as_json);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vaultwall-bench: %s\n", e.what());
+        return 1;
+    }
+}
