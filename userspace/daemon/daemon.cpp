@@ -209,7 +209,9 @@ Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigg
                     warnings.push_back(gate_error_);
                 } else {
                     try {
-                        for (auto& m : gate_->apply(rf, ifaces_.empty() ? std::string() : ifaces_.front().pin_dir))
+                        std::vector<std::string> pins;
+                        for (const auto& i : ifaces_) pins.push_back(i.pin_dir);
+                        for (auto& m : gate_->apply(rf, pins))
                             warnings.push_back("gate: " + m);
                         gate_error_.clear();
                     } catch (const std::exception& e) {

@@ -39,8 +39,9 @@ public:
     // Starts the gate, or reconfigures the running one, for this rule file.
     // Returns messages about endpoints that could not be served; throws
     // std::runtime_error when the gate cannot run this configuration at all.
+    // pin_dirs: the managed interfaces (admission records, vault names).
     virtual std::vector<std::string> apply(const rules::RuleFile& file,
-                                           const std::string& pin_dir) = 0;
+                                           const std::vector<std::string>& pin_dirs) = 0;
     virtual void stop() = 0;
     virtual Json status() const = 0;
 };
