@@ -12,7 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libboost-dev libssl-dev nlohmann-json3-dev libcli11-dev
   # tests, lab and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl
-  netsniff-ng procps util-linux
+  netsniff-ng procps util-linux vagrant
 )
 
 if [ "$(id -u)" -ne 0 ]; then
