@@ -23,9 +23,8 @@ std::uint32_t be32(const Bytes& f, std::size_t off) {
     return std::uint32_t(f[off]) << 24 | std::uint32_t(f[off + 1]) << 16 | std::uint32_t(f[off + 2]) << 8 | f[off + 3];
 }
 
-// Outer IPv4 source / destination of an untagged frame (0 when not IPv4).
+// Outer IPv4 source of an untagged frame (0 when not IPv4).
 std::uint32_t src_of(const Bytes& f) { return f.size() >= 34 && f[12] == 0x08 && f[13] == 0 ? be32(f, 26) : 0; }
-std::uint32_t dst_of(const Bytes& f) { return f.size() >= 34 && f[12] == 0x08 && f[13] == 0 ? be32(f, 30) : 0; }
 
 std::size_t count_from(const std::vector<Bytes>& frames, std::uint32_t src) {
     std::size_t n = 0;
@@ -473,7 +472,9 @@ TEST_F(TrafficTest, ExplainAgreesWithTrafficForEveryReasonAndMovesNoCounter) {
         SCOPED_TRACE(std::string(c.reason) + " from " + c.src + " vni " + std::to_string(c.vni));
         EXPECT_EQ(e["reason"], c.reason) << e.dump();
         EXPECT_EQ(e["agree"], true) << e.dump();
+#ifdef VW_HAVE_REFERENCE
         EXPECT_EQ(e["reference"]["reason"], c.reason) << e.dump();
+#endif
         EXPECT_EQ(e["vault"], c.vault ? Json(c.vault) : Json(nullptr)) << e.dump();
         // The same packet for real.
         Bytes f = vaultwall::daemon::explain_frame(ip(c.src), ip(c.dst), c.port, true, c.fragment);

@@ -229,8 +229,11 @@ int main(int argc, char** argv) {
                         e["verdict"].get<std::string>().c_str(), e["reason"].get<std::string>().c_str(),
                         opt_str(e["vault"]).c_str(), opt_str(e["rule"]).c_str(),
                         e.value("generation", 0ull), e.value("dev", std::string()).c_str());
-            std::printf("reference %s.%s  rule %s\n", ref["verdict"].get<std::string>().c_str(),
-                        ref["reason"].get<std::string>().c_str(), opt_str(ref["rule"]).c_str());
+            if (ref.is_null())
+                std::printf("reference (this build has no reference classifier)\n");
+            else
+                std::printf("reference %s.%s  rule %s\n", ref["verdict"].get<std::string>().c_str(),
+                            ref["reason"].get<std::string>().c_str(), opt_str(ref["rule"]).c_str());
             std::printf("%s\n", e.value("agree", false) ? "they agree" : "THEY DISAGREE: please report this");
             return e.value("agree", false) ? 0 : 4;
         }

@@ -12,7 +12,14 @@
 #include "bpfmaps/prog_run.hpp"
 #include "daemon/metrics.hpp"
 #include "packet/packet.hpp"
-#include "reference/reasons.hpp"
+#include "daemon/reasons.hpp"
+#ifdef VW_HAVE_REFERENCE
+#include "reference/classifier.hpp"
+#else
+namespace vaultwall::reference {
+class Classifier {};
+}  // namespace vaultwall::reference
+#endif
 #include "rules/parser.hpp"
 
 namespace vaultwall::daemon {
@@ -195,7 +202,11 @@ Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigg
                                     " rules do not fit the datapath of " + i.dev + ", which holds " +
                                     std::to_string(i.dp->max_rules() - 1) +
                                     "; re-attach with a larger --max-rules");
+#ifdef VW_HAVE_REFERENCE
         auto reference = std::make_unique<reference::Classifier>(set);
+#else
+        std::unique_ptr<reference::Classifier> reference;  // built without the reference model
+#endif
 
         // The gate first: a configuration it cannot run rejects the reload
         // before the datapath changes.
@@ -377,7 +388,7 @@ Json Daemon::status() {
 
 Json Daemon::explain(const Json& req) {
     std::lock_guard lk(mu_);
-    if (!set_ || !reference_) throw std::runtime_error("no rules loaded");
+    if (!set_) throw std::runtime_error("no rules loaded");
     Iface* i = iface_locked(req.value("dev", std::string()));
 
     auto src = rules::parse_ipv4(req.value("src", std::string()));
@@ -417,7 +428,6 @@ Json Daemon::explain(const Json& req) {
     }
 
     auto k = bpfmaps::run_explain(*i->dp, frame);
-    auto rv = reference_->classify(frame.data(), frame.size());
 
     std::map<std::uint32_t, bpfmaps::LiveRule> by_id;
     for (const auto& r : i->inst->live_rules()) by_id[r.rule_id] = r;
@@ -430,25 +440,29 @@ Json Daemon::explain(const Json& req) {
         krule = it == by_id.end() ? Json("#" + std::to_string(k.rule_id))
                                   : Json(rules::Ipv4Prefix{it->second.addr, it->second.len}.str());
     }
+    const char* kverdict = k.action == 2 /* XDP_PASS */ ? "pass" : "drop";
+    Json ref = nullptr;
+    bool agree = true;
+#ifdef VW_HAVE_REFERENCE
+    auto rv = reference_->classify(frame.data(), frame.size());
     if (rv.rule >= 0) rrule = set_->rules[static_cast<std::size_t>(rv.rule)].prefix.str();
     if (rv.vault >= 0) rvault = set_->vaults[static_cast<std::size_t>(rv.vault)].name;
-    const char* kverdict = k.action == 2 /* XDP_PASS */ ? "pass" : "drop";
     const char* rverdict = rv.pass ? "pass" : "drop";
-    const bool agree = std::string(kverdict) == rverdict && kreason == rv.reason && kvault == rvault &&
-                       krule == rrule;
+    agree = std::string(kverdict) == rverdict && kreason == rv.reason && kvault == rvault && krule == rrule;
+    ref = {{"verdict", rverdict}, {"reason", reason_name(rv.reason)}, {"rule", rrule}};
+#endif
     Json ex = {{"verdict", kverdict},
-               {"reason", reference::reason_name(kreason)},
+               {"reason", reason_name(kreason)},
                {"vault", kvault},
                {"rule", krule},
                {"vni", k.vni},
-               {"reference", {{"verdict", rverdict}, {"reason", reference::reason_name(rv.reason)}, {"rule", rrule}}},
+               {"reference", ref},
                {"agree", agree},
                {"generation", k.generation},
                {"dev", i->dev}};
     if (!agree)
-        spdlog::warn("explain: kernel and reference disagree for src {} vni {} dst {} {}: {} vs {}",
-                     rules::format_ipv4(*src), vni, dst_s, proto, reference::reason_name(kreason),
-                     reference::reason_name(rv.reason));
+        spdlog::warn("explain: kernel and reference disagree for src {} vni {} dst {} {}: kernel {} vs {}",
+                     rules::format_ipv4(*src), vni, dst_s, proto, reason_name(kreason), ref.dump());
     return {{"ok", true}, {"explain", ex}};
 }
 
@@ -463,7 +477,7 @@ std::string Daemon::metrics_text() {
            << "# TYPE " << name << " counter\n";
         auto line = [&](const std::string& vault, vw_reason r, const bpfmaps::Count& n) {
             os << name << "{vault=\"" << prom_escape(vault) << "\",verdict=\"" << verdict_name(r)
-               << "\",reason=\"" << reference::reason_name(r) << "\"} " << (bytes ? n.bytes : n.packets)
+               << "\",reason=\"" << reason_name(r) << "\"} " << (bytes ? n.bytes : n.packets)
                << "\n";
         };
         for (int r = 0; r < VW_GLOBAL_REASONS; ++r) line("", vw_reason(r), c.get(vw_reason(r)));

@@ -23,9 +23,12 @@
 #include "daemon/attach.hpp"
 #include "daemon/control.hpp"
 #include "daemon/stats.hpp"
-#include "reference/classifier.hpp"
 #include "rules/compiled.hpp"
 #include "rules/model.hpp"
+
+namespace vaultwall::reference {
+class Classifier;
+}
 
 namespace vaultwall::daemon {
 

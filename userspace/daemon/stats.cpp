@@ -8,7 +8,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "reference/reasons.hpp"
+#include "daemon/reasons.hpp"
 #include "rules/ipv4.hpp"
 
 namespace vaultwall::daemon {
@@ -53,7 +53,7 @@ Count Counters::get(vw_reason r, const std::string& vault) const {
 Count Counters::total(bool pass) const {
     Count t;
     auto add = [&](vw_reason r, const Count& c) {
-        if (reference::reason_is_pass(r) == pass) {
+        if (reason_is_pass(r) == pass) {
             t.packets += c.packets;
             t.bytes += c.bytes;
         }
@@ -72,11 +72,11 @@ void collect_counters(const bpfmaps::Datapath& dp,
     for (const auto& [id, n] : names) into.vaults[n];  // vaults without traffic show zeros
 }
 
-const char* verdict_name(vw_reason r) { return reference::reason_is_pass(r) ? "pass" : "drop"; }
+const char* verdict_name(vw_reason r) { return reason_is_pass(r) ? "pass" : "drop"; }
 
 std::optional<vw_reason> reason_from_name(const std::string& name) {
     for (int r = 0; r < VW_REASONS; ++r)
-        if (name == reference::reason_name(vw_reason(r))) return vw_reason(r);
+        if (name == reason_name(vw_reason(r))) return vw_reason(r);
     return std::nullopt;
 }
 
@@ -95,13 +95,13 @@ const vw_reason kVaultDrop[] = {VW_DROP_NO_RULE, VW_DROP_PUBLIC_ACCESS_DISABLED}
 Json stats_json(const Counters& c) {
     using Json = nlohmann::ordered_json;
     Json global = {{"pass", Json::object()}, {"drop", Json::object()}};
-    for (auto r : kGlobalPass) global["pass"][reference::reason_name(r)] = leaf(c.get(r));
-    for (auto r : kGlobalDrop) global["drop"][reference::reason_name(r)] = leaf(c.get(r));
+    for (auto r : kGlobalPass) global["pass"][reason_name(r)] = leaf(c.get(r));
+    for (auto r : kGlobalDrop) global["drop"][reason_name(r)] = leaf(c.get(r));
     Json vaults = Json::object();
     for (const auto& [name, row] : c.vaults) {
         Json v = {{"pass", Json::object()}, {"drop", Json::object()}};
-        for (auto r : kVaultPass) v["pass"][reference::reason_name(r)] = leaf(c.get(r, name));
-        for (auto r : kVaultDrop) v["drop"][reference::reason_name(r)] = leaf(c.get(r, name));
+        for (auto r : kVaultPass) v["pass"][reason_name(r)] = leaf(c.get(r, name));
+        for (auto r : kVaultDrop) v["drop"][reason_name(r)] = leaf(c.get(r, name));
         vaults[name] = std::move(v);
     }
     return Json{{"generation", c.generation}, {"global", global}, {"vaults", vaults}};
@@ -116,7 +116,7 @@ std::string stats_table(const Counters& c) {
     os << line;
     auto row = [&](const std::string& vault, vw_reason r, const Count& n) {
         std::snprintf(line, sizeof(line), "%-24s %-8s %-20s %14llu %16llu\n", vault.c_str(),
-                      verdict_name(r), reference::reason_name(r),
+                      verdict_name(r), reason_name(r),
                       static_cast<unsigned long long>(n.packets),
                       static_cast<unsigned long long>(n.bytes));
         os << line;
