@@ -36,7 +36,7 @@ const Keys& keys() {
 gate::JwtPolicy policy() {
     gate::JwtPolicy p;
     p.audience = kAudience;
-    p.issuers.push_back({kIssuer, std::make_shared<const gate::KeySet>(gate::KeySet::parse(keys().jwks))});
+    p.issuers.push_back({kIssuer, std::make_shared<const gate::KeySet>(gate::KeySet::parse(keys().jwks)), nullptr});
     return p;
 }
 
@@ -122,7 +122,8 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
     X509_EXTENSION_free(ex);
 }
 
-X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca, long serial) {
+X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca, long serial,
+                const std::vector<std::string>& extra_dns = {}) {
     X509* c = X509_new();
     X509_set_version(c, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(c), serial);
@@ -140,9 +141,11 @@ X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_ke
         add_ext(c, iss, NID_basic_constraints, "critical,CA:FALSE");
         add_ext(c, iss, NID_key_usage, "critical,digitalSignature,keyEncipherment");
         add_ext(c, iss, NID_ext_key_usage, "serverAuth");
-        add_ext(c, iss, NID_subject_alt_name,
-                "DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,IP:127.0.0.5,IP:127.0.0.6,"
-                "IP:127.0.0.7,IP:127.0.0.8,IP:127.0.0.9");
+        std::string san =
+            "DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,IP:127.0.0.5,IP:127.0.0.6,"
+            "IP:127.0.0.7,IP:127.0.0.8,IP:127.0.0.9";
+        for (const auto& d : extra_dns) san += ",DNS:" + d;
+        add_ext(c, iss, NID_subject_alt_name, san.c_str());
     }
     add_ext(c, iss, NID_subject_key_identifier, "hash");
     X509_sign(c, issuer_key, EVP_sha256());
@@ -158,11 +161,11 @@ void write_pem_cert(const std::string& path, X509* a, X509* b = nullptr) {
 
 }  // namespace
 
-void make_lab_pki(const std::string& dir) {
+void make_lab_pki(const std::string& dir, const std::vector<std::string>& extra_dns) {
     EVP_PKEY* ca_key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
     EVP_PKEY* srv_key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
     X509* ca = make_cert(ca_key, "vaultwall lab CA", nullptr, ca_key, true, 1);
-    X509* srv = make_cert(srv_key, "localhost", ca, ca_key, false, 2);
+    X509* srv = make_cert(srv_key, "localhost", ca, ca_key, false, 2, extra_dns);
     write_pem_cert(dir + "/ca.pem", ca);
     write_pem_cert(dir + "/server.pem", srv, ca);
     FILE* f = std::fopen((dir + "/server.key").c_str(), "w");

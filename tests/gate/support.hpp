@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -50,8 +51,8 @@ std::vector<vaultwall::rules::TrustedService> catalog();
 vaultwall::rules::Vault vault(std::uint32_t ep_addr = 0xCB00710A, std::uint16_t port = 443);
 
 // Writes ca.pem, server.pem (chain), server.key under dir; the server cert
-// names 127.0.0.1 .. 127.0.0.9 and localhost.
-void make_lab_pki(const std::string& dir);
+// names 127.0.0.1 .. 127.0.0.9 and localhost, plus `extra_dns`.
+void make_lab_pki(const std::string& dir, const std::vector<std::string>& extra_dns = {});
 
 std::string temp_dir(const std::string& tag);
 void write_file(const std::string& path, const std::string& text);

@@ -58,6 +58,7 @@ std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, G
 
     JwtPolicy pol;
     pol.audience = rf.identity.audience;
+    std::vector<std::shared_ptr<RemoteJwks>> remotes;
     for (const auto& is : rf.identity.issuers) {
         IssuerKeys ik;
         ik.issuer = is.issuer;
@@ -68,13 +69,30 @@ std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, G
                 throw GateConfigError(std::string("issuer ") + is.issuer + ": " + e.what());
             }
         } else if (!is.jwks_url.empty()) {
-            throw GateConfigError("issuer " + is.issuer + ": jwks_url is not supported yet; use jwks_file");
+            JwksFetchOptions fo;
+            fo.ca_file = opts.jwks_ca_file;
+            fo.min_refresh = c->limits.jwks_min_refresh;
+            fo.refresh_interval = c->limits.jwks_refresh_interval;
+            fo.timeout = c->limits.jwks_fetch_timeout;
+            fo.max_bytes = c->limits.jwks_max_bytes;
+            try {
+                ik.remote = RemoteJwks::get(is.jwks_url, fo);
+            } catch (const JwksError& e) {
+                throw GateConfigError(std::string("issuer ") + is.issuer + ": " + e.what());
+            }
+            remotes.push_back(ik.remote);
         } else {
-            throw GateConfigError("issuer " + is.issuer + ": no jwks_file");
+            throw GateConfigError("issuer " + is.issuer + ": no jwks_file or jwks_url");
         }
         pol.issuers.push_back(std::move(ik));
     }
     c->jwt = std::make_shared<const JwtValidator>(std::move(pol), c->limits.token_cache_entries);
+    // Give first fetches a moment (they run in parallel; a reload finds them loaded).
+    auto until = std::chrono::steady_clock::now() + c->limits.jwks_initial_wait;
+    for (const auto& r : remotes) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || !r->wait_loaded(left)) break;
+    }
     c->tls = make_server_tls(c->tls_cert, c->tls_key);
 
     for (std::size_t i = 0; i < c->vaults.size(); ++i) {

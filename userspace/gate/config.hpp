@@ -15,6 +15,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "gate/admission.hpp"
+#include "gate/jwks_remote.hpp"
 #include "gate/jwt.hpp"
 #include "rules/model.hpp"
 
@@ -33,12 +34,23 @@ struct GateLimits {
     std::size_t upstream_idle_per_vault = 64;      // pooled keep-alive connections kept per upstream
     std::size_t upstream_response_limit = 16 * 1024 * 1024;
     std::size_t token_cache_entries = 65536;
+    // identity.issuers[].jwks_url (jwks_remote.hpp)
+    std::chrono::milliseconds jwks_min_refresh{30000};       // at most one fetch per issuer URL per this
+    std::chrono::milliseconds jwks_refresh_interval{3600000};
+    std::chrono::milliseconds jwks_fetch_timeout{10000};
+    std::size_t jwks_max_bytes = 1024 * 1024;
+    // GateConfig::build waits at most this long for a URL's first fetch (0: not
+    // at all). Never fatal: tokens are refused (401) until the keys arrive.
+    std::chrono::milliseconds jwks_initial_wait{3000};
 };
 
 struct GateOptions {
     GateLimits limits;
     std::shared_ptr<AdmissionSource> admission;  // null: no datapath, always the fail-closed fallback
     VaultNameOf vault_name_of;                   // datapath vault id -> name
+    // CA bundle (PEM) that verifies the servers of identity.issuers[].jwks_url;
+    // empty: the system store (OpenSSL's default verify paths).
+    std::string jwks_ca_file;
 };
 
 class GateConfigError : public std::runtime_error {
@@ -81,7 +93,7 @@ struct GateConfig {
     std::map<ListenKey, std::vector<VaultRoute>> routes;  // every TCP endpoint -> vaults served there
 
     // Builds from a loaded rule file. Requires rf.gate; loads every issuer's
-    // jwks_file and the TLS cert/key. Throws GateConfigError with a one-line
+    // jwks_file (or starts fetching its jwks_url) and the TLS cert/key. Throws GateConfigError with a one-line
     // message naming the offending file or vault.
     static std::shared_ptr<const GateConfig> build(const rules::RuleFile& rf, GateOptions opts = {});
 

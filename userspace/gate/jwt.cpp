@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include "gate/b64.hpp"
+#include "gate/jwks_remote.hpp"
 
 namespace vaultwall::gate {
 namespace {
@@ -172,10 +173,17 @@ JwtResult JwtValidator::verify_uncached(std::string_view token) const {
     const IssuerKeys* issuer = nullptr;
     for (const auto& i : policy_.issuers)
         if (i.issuer == c->iss) issuer = &i;
-    if (!issuer || !issuer->keys)
+    if (!issuer || (!issuer->keys && !issuer->remote))
         return fail(JwtError::unknown_issuer, "AKV10032: Invalid issuer. Expected one of the configured issuers, found: " + c->iss + ".");
-    const Jwk* jwk = issuer->keys->find(kid);
-    if (!jwk) return fail(JwtError::unknown_kid, "AKV10005: Invalid token: signing key '" + kid + "' is unknown.");
+    // Held for this call: a refresh may swap the remote set meanwhile.
+    std::shared_ptr<const KeySet> keyset = issuer->remote ? issuer->remote->keys() : issuer->keys;
+    const Jwk* jwk = keyset ? keyset->find(kid) : nullptr;
+    if (!jwk) {
+        // Key rotation: ask for a background refresh (rate limited) and
+        // refuse this token now — never wait for the fetch (fail closed).
+        if (issuer->remote) issuer->remote->refresh_for_unknown_kid();
+        return fail(JwtError::unknown_kid, "AKV10005: Invalid token: signing key '" + kid + "' is unknown.");
+    }
     bool fits = (alg == "RS256" && jwk->type == KeyType::rsa) || (alg == "ES256" && jwk->type == KeyType::ec_p256);
     if (!fits || (!jwk->alg.empty() && jwk->alg != alg))
         return fail(JwtError::key_mismatch, "AKV10005: Invalid token: key '" + kid + "' cannot verify " + alg + ".");

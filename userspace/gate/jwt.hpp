@@ -22,9 +22,14 @@ namespace vaultwall::gate {
 
 using Clock = std::chrono::system_clock;
 
+class RemoteJwks;  // gate/jwks_remote.hpp
+
 struct IssuerKeys {
     std::string issuer;                   // exact "iss" value
-    std::shared_ptr<const KeySet> keys;   // that issuer's JWKS
+    std::shared_ptr<const KeySet> keys;   // that issuer's JWKS (from jwks_file)
+    // Or keys fetched from jwks_url: an unknown kid asks it for a
+    // (rate-limited, background) refresh and the token is refused meanwhile.
+    std::shared_ptr<RemoteJwks> remote;
 };
 
 struct JwtPolicy {
