@@ -11,8 +11,9 @@ PACKAGES=(
   # user space
   libspdlog-dev libfmt-dev libyaml-cpp-dev libboost-dev libssl-dev nlohmann-json3-dev libcli11-dev
   # tests, lab and benchmarks
-  libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl
+  libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl jq
   netsniff-ng procps util-linux vagrant
+  nftables ipset iptables wrk nginx-light
 )
 
 if [ "$(id -u)" -ne 0 ]; then
