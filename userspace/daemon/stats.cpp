@@ -110,12 +110,12 @@ Json stats_json(const Counters& c) {
 std::string stats_table(const Counters& c) {
     std::ostringstream os;
     char line[160];
-    std::snprintf(line, sizeof(line), "generation %llu\n\n%-24s %-8s %-20s %14s %16s\n",
+    std::snprintf(line, sizeof(line), "generation %llu\n\n%-24s %-8s %-22s %14s %16s\n",
                   static_cast<unsigned long long>(c.generation), "VAULT", "VERDICT", "REASON",
                   "PACKETS", "BYTES");
     os << line;
     auto row = [&](const std::string& vault, vw_reason r, const Count& n) {
-        std::snprintf(line, sizeof(line), "%-24s %-8s %-20s %14llu %16llu\n", vault.c_str(),
+        std::snprintf(line, sizeof(line), "%-24s %-8s %-22s %14llu %16llu\n", vault.c_str(),
                       verdict_name(r), reason_name(r),
                       static_cast<unsigned long long>(n.packets),
                       static_cast<unsigned long long>(n.bytes));
