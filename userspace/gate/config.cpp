@@ -33,6 +33,8 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& ce
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
     ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    // Idle keep-alive connections give OpenSSL's record buffers back.
+    SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
     boost::system::error_code ec;
     ctx->use_certificate_chain_file(cert, ec);
     if (ec) throw GateConfigError("gate.tls_cert " + cert + ": " + ec.message());

@@ -317,6 +317,12 @@ private:
         tcp_layer().expires_after(cfg_->limits.write_timeout);
         http::async_write(stream_, res_, [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
             if (ec || close_after) return self->close();
+            // Idle until the next request: hold no message memory meanwhile.
+            self->res_ = {};
+            self->req_ = {};
+            self->decision_ = {};
+            self->parser_.reset();
+            if (self->buffer_.size() == 0) self->buffer_.shrink_to_fit();
             self->first_ = false;
             self->do_read();
         });
