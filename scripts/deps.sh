@@ -15,6 +15,10 @@ PACKAGES=(
   netsniff-ng procps util-linux vagrant
   nftables ipset iptables wrk nginx-light
 )
+# The gate's SDK test runs the official Key Vault JavaScript SDKs: Node.js 18+
+# and npm, from Debian unless the machine already has them.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps.sh: run as root (it installs Debian packages)" >&2

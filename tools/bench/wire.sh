@@ -243,10 +243,18 @@ softirq_ticks() { awk '/^cpu / {print $8}' /proc/stat; }
 HZ=$(getconf CLK_TCK)
 
 measure() {  # measure VARIANT -> "ns_per_packet kpps"
-  local v=$1 a b t0 t1
-  a=$(softirq_ticks); t0=$(date +%s%N)
-  ns tx timeout 300 trafgen -o "to-$v" -i "$WORK/pkt-$v.cfg" -n "$PACKETS" -P 1 -E 7 \
-    >"$WORK/trafgen.log" 2>&1 || { cat "$WORK/trafgen.log" >&2; die "trafgen failed"; }
+  local v=$1 a b t0 t1 try
+  # trafgen's TX ring flush can fail with EAGAIN on a loaded machine: the run
+  # is thrown away and repeated (at most three times), never half-counted.
+  for try in 1 2 3; do
+    a=$(softirq_ticks); t0=$(date +%s%N)
+    if ns tx timeout 300 trafgen -o "to-$v" -i "$WORK/pkt-$v.cfg" -n "$PACKETS" -P 1 -E 7 \
+         >"$WORK/trafgen.log" 2>&1; then
+      break
+    fi
+    [ "$try" -lt 3 ] || { cat "$WORK/trafgen.log" >&2; die "trafgen failed three times"; }
+    sleep 1
+  done
   t1=$(date +%s%N); b=$(softirq_ticks)
   awk -v d=$((b - a)) -v hz="$HZ" -v p="$PACKETS" -v ns=$((t1 - t0)) \
     'BEGIN { printf "%.1f %.0f\n", d * 1e9 / hz / p, p / (ns / 1e9) / 1e3 }'
