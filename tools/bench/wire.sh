@@ -121,11 +121,12 @@ EOF
 clang -O2 -g -target bpf -I"/usr/include/$(gcc -print-multiarch)" -c "$WORK/drop.c" -o "$WORK/drop.o"
 ns floor ip link set dev eth0 xdpdrv obj "$WORK/drop.o" sec xdp
 
-# vaultwall: attached once with room for the largest rule set.
-max=0
-for n in "${SIZE_LIST[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
+# vaultwall: attached once with room for every rule set: a reload needs ids
+# for the live rules and the new ones together (docs/operators-guide.md).
+total=0
+for n in "${SIZE_LIST[@]}"; do total=$((total + n)); done
 ns_bpf vaultwall "$BIN/vaultwall-loader" attach --dev eth0 --mode native --pin-dir "$PIN" \
-  --max-rules $((max + 4096)) >"$WORK/loader.log"
+  --max-rules $((total + 4096)) >"$WORK/loader.log"
 
 # The packets: SYNs to 203.0.113.1..16:443 from random odd-third-octet
 # sources in 198.18.0.0/15 (random ports and sequence numbers too).
