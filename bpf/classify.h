@@ -27,22 +27,6 @@ struct verdict {
 	__u64 generation;
 };
 
-static __always_inline int reason_passes(__u32 reason)
-{
-	switch (reason) {
-	case VW_PASS_NOT_IPV4:
-	case VW_PASS_UNPROTECTED:
-	case VW_PASS_PRIVATE_ENDPOINT:
-	case VW_PASS_IP_RULE:
-	case VW_PASS_VNET_RULE:
-	case VW_PASS_DEFAULT_ALLOW:
-	case VW_PASS_TRUSTED_CANDIDATE:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static __always_inline int vtep_trusted(__u32 set, __be32 saddr)
 {
 	struct vw_vtep_key key = {

@@ -68,7 +68,7 @@ static __always_inline void record_admission(const struct flow *f,
 static __always_inline int admits_syn(const struct flow *f,
 				      const struct verdict *v)
 {
-	return v->vault_id && reason_passes(v->reason) &&
+	return v->vault_id && vw_reason_passes(v->reason) &&
 	       f->protocol == IPPROTO_TCP && f->l4.syn && !f->l4.ack;
 }
 
@@ -82,7 +82,7 @@ int xdp_vaultwall(struct xdp_md *ctx)
 	count(&v, ctx->data_end - ctx->data);
 	if (admits_syn(&f, &v))
 		record_admission(&f, &v);
-	return reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
+	return vw_reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
 }
 
 SEC("xdp")
@@ -94,7 +94,7 @@ int xdp_vw_explain(struct xdp_md *ctx)
 	int action;
 
 	classify(ctx, &f, &v);
-	action = reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
+	action = vw_reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
 
 	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*out)))
 		return XDP_ABORTED;

@@ -54,6 +54,23 @@ enum vw_reason {
 };
 #define VW_VAULT_REASONS (VW_REASONS - VW_GLOBAL_REASONS)
 
+/* Whether a reason lets the packet through (XDP_PASS) or drops it. */
+static inline int vw_reason_passes(__u32 reason)
+{
+	switch (reason) {
+	case VW_PASS_NOT_IPV4:
+	case VW_PASS_UNPROTECTED:
+	case VW_PASS_PRIVATE_ENDPOINT:
+	case VW_PASS_IP_RULE:
+	case VW_PASS_VNET_RULE:
+	case VW_PASS_DEFAULT_ALLOW:
+	case VW_PASS_TRUSTED_CANDIDATE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Index into vw_vault_counters for (vault id, per-vault reason). */
 #define VW_VAULT_COUNTER_INDEX(vault_id, reason) \
 	((vault_id) * VW_VAULT_REASONS + ((reason) - VW_GLOBAL_REASONS))

@@ -210,7 +210,7 @@ TEST_F(Differential, KernelAgreesWithReference) {
             const auto got = bpfmaps::run_explain(*dp, frame);
             const std::uint32_t want_vault = want.vault >= 0 ? report.vault_ids.at(want.vault) : 0;
             const std::uint32_t want_rule = want.rule >= 0 ? report.rule_ids.at(want.rule) : 0;
-            const bool vault_reason = !reference::reason_is_global(want.reason);
+            const bool vault_reason = !vaultwall::reason_is_global(want.reason);
             bool same = got.reason == std::uint32_t(want.reason) &&
                         got.action == std::uint32_t(want.pass ? XDP_PASS : XDP_DROP) &&
                         got.vault_id == want_vault && got.rule_id == want_rule &&
@@ -224,10 +224,10 @@ TEST_F(Differential, KernelAgreesWithReference) {
             e.bytes += frame.size();
             if (want_rule) expected_hits[want_rule]++;
             if (!same && ++mismatches <= 10) {
-                ADD_FAILURE() << "mismatch: kernel " << reference::reason_name(vw_reason(got.reason))
+                ADD_FAILURE() << "mismatch: kernel " << vaultwall::reason_name(vw_reason(got.reason))
                               << " vault " << got.vault_id << " rule " << got.rule_id << " vni "
                               << got.vni << " action " << action << "; reference "
-                              << reference::reason_name(want.reason) << " vault " << want_vault
+                              << vaultwall::reason_name(want.reason) << " vault " << want_vault
                               << " rule " << want_rule << " vni " << want.vni << "\n"
                               << hexdump(frame);
             }
@@ -242,7 +242,7 @@ TEST_F(Differential, KernelAgreesWithReference) {
                                      after.get(vw_reason(r), vid).bytes - before.get(vw_reason(r), vid).bytes};
                 auto it = expected.find({vid, int(r)});
                 bpfmaps::Count want = it == expected.end() ? bpfmaps::Count{} : it->second;
-                EXPECT_EQ(moved, want) << "counter " << reference::reason_name(vw_reason(r))
+                EXPECT_EQ(moved, want) << "counter " << vaultwall::reason_name(vw_reason(r))
                                        << " vault id " << vid << " round " << round;
             }
         }
@@ -257,7 +257,7 @@ TEST_F(Differential, KernelAgreesWithReference) {
     std::printf("differential: compared %zu packets over 4 rule sets (%zu rules, 300 vaults each): "
                 "%zu mismatches\n", compared, total_rules, mismatches);
     for (auto& [r, n] : by_reason)
-        std::printf("  %-24s %zu\n", reference::reason_name(vw_reason(r)), n);
+        std::printf("  %-24s %zu\n", vaultwall::reason_name(vw_reason(r)), n);
     EXPECT_GE(compared, 200'000u);
     EXPECT_EQ(mismatches, 0u);
     // Every reason was exercised.

@@ -12,6 +12,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <boost/asio.hpp>
+#include <thread>
+
 #include "gate/jwks.hpp"
 #include "rules/ipv4.hpp"
 
@@ -193,6 +196,27 @@ std::string read_file(const std::string& path) {
     std::ostringstream ss;
     ss << i.rdbuf();
     return ss.str();
+}
+
+std::uint16_t free_port() {
+    namespace net = boost::asio;
+    net::io_context ioc;
+    net::ip::tcp::acceptor a(ioc, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+}
+
+bool wait_port(std::uint16_t port, std::chrono::milliseconds max) {
+    namespace net = boost::asio;
+    auto end = std::chrono::steady_clock::now() + max;
+    while (std::chrono::steady_clock::now() < end) {
+        net::io_context ioc;
+        net::ip::tcp::socket s(ioc);
+        boost::system::error_code ec;
+        s.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+        if (!ec) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
 }
 
 }  // namespace vwtest

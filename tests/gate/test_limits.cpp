@@ -39,12 +39,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint16_t free_port() {
-    net::io_context ioc;
-    tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    return a.local_endpoint().port();
-}
-
 long rss_kib() {
     std::ifstream in("/proc/self/status");
     std::string line;

@@ -31,25 +31,6 @@ namespace {
 
 constexpr std::uint32_t kLoop = 0x7F000001;
 
-std::uint16_t free_port() {
-    net::io_context ioc;
-    tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    return a.local_endpoint().port();
-}
-
-bool wait_port(std::uint16_t port, std::chrono::milliseconds max) {
-    auto end = std::chrono::steady_clock::now() + max;
-    while (std::chrono::steady_clock::now() < end) {
-        net::io_context ioc;
-        tcp::socket s(ioc);
-        boost::system::error_code ec;
-        s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
-        if (!ec) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return false;
-}
-
 std::string run(const std::string& cmd) {
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "reference/classifier.hpp"
-#include "reference/reasons.hpp"
+#include "common/reasons.hpp"
 #include "rules/compiled.hpp"
 #include "rules/parser.hpp"
 
@@ -174,8 +174,8 @@ protected:
     void expect(const Bytes& f, vw_reason reason, int vault = -1, int rule = -1,
                 std::uint32_t vni = 0) const {
         auto v = run(f);
-        EXPECT_EQ(reference::reason_name(v.reason), std::string(reference::reason_name(reason)));
-        EXPECT_EQ(v.pass, reference::reason_is_pass(reason));
+        EXPECT_EQ(vaultwall::reason_name(v.reason), std::string(vaultwall::reason_name(reason)));
+        EXPECT_EQ(v.pass, vaultwall::reason_is_pass(reason));
         EXPECT_EQ(v.vault, vault);
         EXPECT_EQ(v.rule, rule);
         EXPECT_EQ(v.vni, vni);
@@ -195,13 +195,13 @@ TEST(Reasons, NamesAndClasses) {
                            "vnet_rule",        "default_allow", "trusted_candidate", "no_rule",
                            "public_access_disabled"};
     for (int r = 0; r < VW_REASONS; ++r)
-        EXPECT_STREQ(reference::reason_name(static_cast<vw_reason>(r)), names[r]);
-    EXPECT_TRUE(reference::reason_is_global(VW_DROP_NOT_PRIVATE_LINK));
-    EXPECT_FALSE(reference::reason_is_global(VW_PASS_PRIVATE_ENDPOINT));
-    EXPECT_TRUE(reference::reason_is_pass(VW_PASS_NOT_IPV4));
-    EXPECT_FALSE(reference::reason_is_pass(VW_DROP_NO_RULE));
-    EXPECT_TRUE(reference::reason_is_pass(VW_PASS_TRUSTED_CANDIDATE));
-    EXPECT_FALSE(reference::reason_is_pass(VW_DROP_PUBLIC_ACCESS_DISABLED));
+        EXPECT_STREQ(vaultwall::reason_name(static_cast<vw_reason>(r)), names[r]);
+    EXPECT_TRUE(vaultwall::reason_is_global(VW_DROP_NOT_PRIVATE_LINK));
+    EXPECT_FALSE(vaultwall::reason_is_global(VW_PASS_PRIVATE_ENDPOINT));
+    EXPECT_TRUE(vaultwall::reason_is_pass(VW_PASS_NOT_IPV4));
+    EXPECT_FALSE(vaultwall::reason_is_pass(VW_DROP_NO_RULE));
+    EXPECT_TRUE(vaultwall::reason_is_pass(VW_PASS_TRUSTED_CANDIDATE));
+    EXPECT_FALSE(vaultwall::reason_is_pass(VW_DROP_PUBLIC_ACCESS_DISABLED));
 }
 
 // ---------------------------------------------------------------- 1. Ethernet

@@ -12,6 +12,7 @@
 
 #include "bpfmaps/datapath.hpp"
 #include "bpfmaps/installer.hpp"
+#include "common/reasons.hpp"
 #include "daemon/attach.hpp"
 #include "daemon/control.hpp"
 #include "daemon/stats.hpp"

@@ -12,14 +12,8 @@
 #include "bpfmaps/prog_run.hpp"
 #include "daemon/metrics.hpp"
 #include "packet/packet.hpp"
-#include "daemon/reasons.hpp"
-#ifdef VW_HAVE_REFERENCE
+#include "common/reasons.hpp"
 #include "reference/classifier.hpp"
-#else
-namespace vaultwall::reference {
-class Classifier {};
-}  // namespace vaultwall::reference
-#endif
 #include "rules/parser.hpp"
 
 namespace vaultwall::daemon {
@@ -202,11 +196,7 @@ Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigg
                                     " rules do not fit the datapath of " + i.dev + ", which holds " +
                                     std::to_string(i.dp->max_rules() - 1) +
                                     "; re-attach with a larger --max-rules");
-#ifdef VW_HAVE_REFERENCE
         auto reference = std::make_unique<reference::Classifier>(set);
-#else
-        std::unique_ptr<reference::Classifier> reference;  // built without the reference model
-#endif
 
         // The gate first: a configuration it cannot run rejects the reload
         // before the datapath changes.
@@ -441,16 +431,13 @@ Json Daemon::explain(const Json& req) {
                                   : Json(rules::Ipv4Prefix{it->second.addr, it->second.len}.str());
     }
     const char* kverdict = k.action == 2 /* XDP_PASS */ ? "pass" : "drop";
-    Json ref = nullptr;
-    bool agree = true;
-#ifdef VW_HAVE_REFERENCE
     auto rv = reference_->classify(frame.data(), frame.size());
     if (rv.rule >= 0) rrule = set_->rules[static_cast<std::size_t>(rv.rule)].prefix.str();
     if (rv.vault >= 0) rvault = set_->vaults[static_cast<std::size_t>(rv.vault)].name;
     const char* rverdict = rv.pass ? "pass" : "drop";
-    agree = std::string(kverdict) == rverdict && kreason == rv.reason && kvault == rvault && krule == rrule;
-    ref = {{"verdict", rverdict}, {"reason", reason_name(rv.reason)}, {"rule", rrule}};
-#endif
+    const bool agree =
+        std::string(kverdict) == rverdict && kreason == rv.reason && kvault == rvault && krule == rrule;
+    const Json ref = {{"verdict", rverdict}, {"reason", reason_name(rv.reason)}, {"rule", rrule}};
     Json ex = {{"verdict", kverdict},
                {"reason", reason_name(kreason)},
                {"vault", kvault},

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "daemon/reasons.hpp"
+#include "common/reasons.hpp"
 #include "rules/ipv4.hpp"
 
 namespace vaultwall::daemon {
@@ -73,12 +73,6 @@ void collect_counters(const bpfmaps::Datapath& dp,
 }
 
 const char* verdict_name(vw_reason r) { return reason_is_pass(r) ? "pass" : "drop"; }
-
-std::optional<vw_reason> reason_from_name(const std::string& name) {
-    for (int r = 0; r < VW_REASONS; ++r)
-        if (name == reason_name(vw_reason(r))) return vw_reason(r);
-    return std::nullopt;
-}
 
 namespace {
 Json leaf(const Count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }

@@ -47,7 +47,6 @@ std::string stats_table(const Counters& c);
 
 const char* verdict_name(vw_reason r);  // "pass" / "drop"
 // Reason from its SPEC §4 name, or nullopt.
-std::optional<vw_reason> reason_from_name(const std::string& name);
 
 // Rules as listed by `vaultwallctl rules`.
 struct RuleRow {

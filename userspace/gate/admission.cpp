@@ -2,31 +2,13 @@
 
 namespace vaultwall::gate {
 
-const char* reason_name(std::uint32_t r) {
-    switch (r) {
-    case VW_PASS_NOT_IPV4: return "not_ipv4";
-    case VW_PASS_UNPROTECTED: return "unprotected";
-    case VW_DROP_MALFORMED: return "malformed";
-    case VW_DROP_UNTRUSTED_VTEP: return "untrusted_vtep";
-    case VW_DROP_FRAGMENT: return "fragment";
-    case VW_DROP_NOT_PRIVATE_LINK: return "not_private_link";
-    case VW_PASS_PRIVATE_ENDPOINT: return "private_endpoint";
-    case VW_PASS_IP_RULE: return "ip_rule";
-    case VW_PASS_VNET_RULE: return "vnet_rule";
-    case VW_PASS_DEFAULT_ALLOW: return "default_allow";
-    case VW_PASS_TRUSTED_CANDIDATE: return "trusted_candidate";
-    case VW_DROP_NO_RULE: return "no_rule";
-    case VW_DROP_PUBLIC_ACCESS_DISABLED: return "public_access_disabled";
-    default: return "unknown";
-    }
-}
-
 Admission resolve_admission(const std::optional<vw_admission>& rec, const VaultNameOf& name_of,
                             const rules::Vault& vault, std::uint32_t client, bool private_endpoint) {
     Admission a;
     if (rec) {
         std::string name = name_of ? name_of(rec->vault_id) : std::string{};
-        bool pass = rec->reason >= VW_PASS_PRIVATE_ENDPOINT && rec->reason <= VW_PASS_TRUSTED_CANDIDATE;
+        // A pass with a vault (the datapath records only those).
+        bool pass = !reason_is_global(vw_reason(rec->reason)) && reason_is_pass(vw_reason(rec->reason));
         bool pe_ok = (rec->reason == VW_PASS_PRIVATE_ENDPOINT) == private_endpoint;
         if (name == vault.name && pass && pe_ok) {
             a.admitted = true;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "rules/model.hpp"
+#include "common/reasons.hpp"
 #include "vaultwall_abi.h"
 
 namespace vaultwall::gate {
@@ -34,8 +35,6 @@ struct Admission {
     std::string detail;
 };
 
-// Name of a pass/drop reason as SPEC §4 spells it ("ip_rule", "no_rule", ...).
-const char* reason_name(std::uint32_t reason);
 
 // `rec`: the datapath record for the connection, if any. It is used only if
 // it names this vault (by `name_of`) and carries a pass reason; otherwise the

@@ -117,9 +117,9 @@ Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admis
     // 1. Admission (fail closed).
     if (!admission.admitted) {
         if (admission.reason == VW_DROP_PUBLIC_ACCESS_DISABLED)
-            return deny(d, 403, "Forbidden", "ForbiddenByConnection", reason_name(admission.reason),
+            return deny(d, 403, "Forbidden", "ForbiddenByConnection", reason_name(vw_reason(admission.reason)),
                         connection_message(vault, d.caller));
-        return deny(d, 403, "Forbidden", "ForbiddenByFirewall", reason_name(admission.reason),
+        return deny(d, 403, "Forbidden", "ForbiddenByFirewall", reason_name(vw_reason(admission.reason)),
                     firewall_message(vault, req.client, d.caller));
     }
 
@@ -142,7 +142,7 @@ Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admis
                     "The request URI is not a supported Key Vault data-plane operation.");
 
     // 3. Network: trusted-service exception.
-    std::string allow_reason = reason_name(admission.reason);
+    std::string allow_reason = reason_name(vw_reason(admission.reason));
     if (admission.reason == VW_PASS_TRUSTED_CANDIDATE) {
         auto t = check_trusted(ctx.catalog, *claims, vault.subscription_id, op->name);
         if (!t.trusted) {

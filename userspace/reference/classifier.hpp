@@ -9,7 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "reference/reasons.hpp"
+#include "common/reasons.hpp"
 #include "rules/compiled.hpp"
 #include "vaultwall_abi.h"
 

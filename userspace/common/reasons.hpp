@@ -1,11 +1,16 @@
-// Verdict reason names (SPEC §4) for the daemon and tools. Kept here so the
-// daemon does not depend on the reference classifier to print a counter.
+// Verdict reason names as SPEC §4 spells them, for every part of user space
+// (reference classifier, daemon, tools, gate). Which reasons pass is defined
+// once, in the shared ABI (vw_reason_passes), for the datapath too.
 #pragma once
+
+#include <optional>
+#include <string_view>
 
 #include "vaultwall_abi.h"
 
-namespace vaultwall::daemon {
+namespace vaultwall {
 
+// "not_ipv4", "unprotected", ... ; "unknown" for values outside the enum.
 inline const char* reason_name(vw_reason r) {
     switch (r) {
         case VW_PASS_NOT_IPV4: return "not_ipv4";
@@ -25,17 +30,17 @@ inline const char* reason_name(vw_reason r) {
     }
 }
 
-inline bool reason_is_pass(vw_reason r) {
-    switch (r) {
-        case VW_PASS_NOT_IPV4:
-        case VW_PASS_UNPROTECTED:
-        case VW_PASS_PRIVATE_ENDPOINT:
-        case VW_PASS_IP_RULE:
-        case VW_PASS_VNET_RULE:
-        case VW_PASS_DEFAULT_ALLOW:
-        case VW_PASS_TRUSTED_CANDIDATE: return true;
-        default: return false;
-    }
+// The reason spelled `name`, if any.
+inline std::optional<vw_reason> reason_from_name(std::string_view name) {
+    for (int r = 0; r < VW_REASONS; ++r)
+        if (name == reason_name(vw_reason(r))) return vw_reason(r);
+    return std::nullopt;
 }
 
-}  // namespace vaultwall::daemon
+// XDP_PASS (true) or XDP_DROP (false).
+inline bool reason_is_pass(vw_reason r) { return vw_reason_passes(r) != 0; }
+
+// Counted globally (true) or per vault (false).
+inline bool reason_is_global(vw_reason r) { return r < VW_GLOBAL_REASONS; }
+
+}  // namespace vaultwall
