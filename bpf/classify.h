@@ -113,8 +113,8 @@ lookup_endpoint(__u32 set, const struct flow *f, __u32 vni)
 	return bpf_map_lookup_elem(&vw_endpoints, &key);
 }
 
-/* Step 7.3: the longest source rule of the vault for this flow. */
-static __always_inline __u32 lookup_rule(__u32 set, __u32 vault_id,
+/* Step 7.3, slow path: the rules trie (scopes that did not fit the blocks). */
+static __always_inline __u32 trie_lookup(__u32 set, __u32 vault_id,
 					 const struct flow *f)
 {
 	struct vw_rule_key key = {
@@ -124,13 +124,52 @@ static __always_inline __u32 lookup_rule(__u32 set, __u32 vault_id,
 		.vni = f->vni,
 		.addr = f->saddr,
 	};
-	__u32 *rule_id;
+	__u32 *rule_id = bpf_map_lookup_elem(&vw_rules, &key);
+
+	return rule_id ? *rule_id : 0;
+}
+
+/* Step 7.3, fast path: walk the scope's stride blocks, one source byte per
+ * level, until an entry holds a rule id (or 0) instead of a child block. */
+static __always_inline __u32 stride_lookup(__u32 root, __be32 saddr)
+{
+	__u32 addr = bpf_ntohl(saddr);
+	__u32 block = root, entry;
+	struct vw_stride_block *b;
+
+#pragma unroll
+	for (int level = 0; level < VW_STRIDE_LEVELS; level++) {
+		b = bpf_map_lookup_elem(&vw_stride_blocks, &block);
+		if (!b)
+			return 0;
+		entry = b->entry[(addr >> (24 - 8 * level)) & 0xff];
+		if (!(entry & VW_STRIDE_CHILD))
+			return entry;
+		block = entry & ~VW_STRIDE_CHILD;
+	}
+	return 0; /* a child below the last level: never written */
+}
+
+/* Step 7.3: the longest source rule of the vault for this flow. */
+static __always_inline __u32 lookup_rule(__u32 set, __u32 vault_id,
+					 const struct flow *f)
+{
+	struct vw_scope_key key = {
+		.set = set,
+		.vault_id = vault_id,
+		.vni = f->vni,
+	};
+	struct vw_scope *scope;
 
 	/* VXLAN with VNI 0 would look like plain traffic: it matches no rule. */
 	if (f->is_vxlan && f->vni == 0)
 		return 0;
-	rule_id = bpf_map_lookup_elem(&vw_rules, &key);
-	return rule_id ? *rule_id : 0;
+	scope = bpf_map_lookup_elem(&vw_scopes, &key);
+	if (!scope)
+		return 0; /* the vault has no rules for this VNI */
+	if (scope->flags & VW_SCOPE_TRIE)
+		return trie_lookup(set, vault_id, f);
+	return stride_lookup(scope->root, f->saddr);
 }
 
 /* Step 7: the decision of the vault that owns the endpoint. */

@@ -58,6 +58,23 @@ struct {
 } vw_rules SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VW_SETS * VW_MAX_SCOPES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_scope_key);
+	__type(value, struct vw_scope);
+} vw_scopes SEC(".maps");
+
+/* Mmapable: user space writes the idle set's blocks in place. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VW_SETS * VW_DEFAULT_STRIDE_BLOCKS); /* resized at load */
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vw_stride_block);
+} vw_stride_blocks SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, VW_SETS * VW_MAX_VTEP_PREFIXES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -79,8 +96,11 @@ struct {
 	__type(value, struct vw_counter);
 } vw_vault_counters SEC(".maps");
 
+/* Shared, not per CPU, on purpose: at a million rules a per-CPU lookup costs
+ * two cache misses (the per-CPU pointer table, then the value) against one
+ * here, and two CPUs rarely hit the same rule at the same instant. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VW_DEFAULT_MAX_RULES); /* resized at load */
 	__type(key, __u32);
 	__type(value, __u64);

@@ -38,7 +38,7 @@ static __always_inline void count(const struct verdict *v, __u64 bytes)
 		__u64 *hits = bpf_map_lookup_elem(&vw_rule_hits, &v->rule_id);
 
 		if (hits)
-			(*hits)++;
+			__sync_fetch_and_add(hits, 1);
 	}
 }
 

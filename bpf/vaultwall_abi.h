@@ -140,6 +140,40 @@ struct vw_rule_key {
 	__u32 addr;         /* network byte order */
 };
 
+/*
+ * Stride tables: the fast rule lookup (docs/datapath.md, "Rule lookup").
+ * The rules of one scope (set, vault, vni) are expanded into a multibit trie
+ * of four levels with an 8-bit stride: blocks of 256 entries, one level per
+ * byte of the source address. A lookup is one probe of the small vw_scopes
+ * hash and at most four loads from the vw_stride_blocks ARRAY (which the
+ * verifier inlines), however many rules there are. A scope whose expansion
+ * does not fit the blocks left is flagged VW_SCOPE_TRIE and looked up in
+ * vw_rules, which always holds every rule.
+ */
+#define VW_STRIDE_FANOUT 256
+#define VW_STRIDE_LEVELS 4
+#define VW_STRIDE_CHILD (1u << 31)  /* entry: the next block is (entry & ~CHILD) */
+				     /* else entry: rule id, 0 = no rule */
+#define VW_DEFAULT_STRIDE_BLOCKS 16384u /* per set (1 KiB each); configurable */
+#define VW_MAX_SCOPES 65536          /* (vault, vni) pairs with rules, per set */
+
+struct vw_scope_key {
+	__u32 set;
+	__u32 vault_id;
+	__u32 vni;          /* 0: ip rules; else virtual-network rules */
+};
+
+#define VW_SCOPE_TRIE (1u << 0)
+struct vw_scope {
+	__u32 root;         /* block index of level 0 (unless VW_SCOPE_TRIE) */
+	__u32 flags;
+};
+
+/* vw_stride_blocks[i]; set s owns blocks [s * N, (s + 1) * N). */
+struct vw_stride_block {
+	__u32 entry[VW_STRIDE_FANOUT];
+};
+
 /* VTEP underlay sources: LPM key (set, source). */
 struct vw_vtep_key {
 	__u32 prefixlen;    /* VW_VTEP_KEY_FIXED_BITS + source prefix length */
@@ -153,7 +187,7 @@ struct vw_vault_name {
 	char name[VW_VAULT_NAME_LEN];
 };
 
-/* vw_rule_hits[rule_id] (per CPU): packets admitted by that rule. */
+/* vw_rule_hits[rule_id]: packets admitted by that rule (atomic adds). */
 
 /* Flow 4-tuple of an admitted SYN (the inner flow for VXLAN). Network order. */
 struct vw_flow_key {

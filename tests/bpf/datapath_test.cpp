@@ -337,6 +337,19 @@ TEST_F(Reloads, RemovedVaultStopsMatchingAndRestartAdopts) {
     auto rep = again.install(s);
     EXPECT_TRUE(rep.diff.empty());
     EXPECT_EQ(rep.rule_ids, report.rule_ids);
+    // ...and the stride tables: no block leaked, none lost, and a change made
+    // through it reaches the packets.
+    EXPECT_EQ(rep.lookup.blocks_used, report.lookup.blocks_used);
+    EXPECT_EQ(rep.lookup.stride_scopes, report.lookup.stride_scopes);
+    s.rules.push_back({0, 0, prefix("198.51.100.8/29"), "ip_rules"});
+    rep = again.install(s);
+    EXPECT_EQ(bpfmaps::run_explain(*dp, plain_syn("198.51.100.9", "203.0.113.10")).reason,
+              static_cast<std::uint32_t>(VW_PASS_IP_RULE));
+    s.rules.pop_back();
+    rep = again.install(s);
+    EXPECT_EQ(rep.lookup.blocks_used, report.lookup.blocks_used);
+    EXPECT_NE(bpfmaps::run_explain(*dp, plain_syn("198.51.100.9", "203.0.113.10")).reason,
+              static_cast<std::uint32_t>(VW_PASS_IP_RULE));
 }
 
 TEST_F(Reloads, TooManyRulesIsRefusedAndChangesNothing) {

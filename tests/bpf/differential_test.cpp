@@ -173,15 +173,37 @@ std::uint64_t seed_from_env() {
     return std::random_device{}();
 }
 
-class Differential : public DatapathTest {
+// The rule lookup has two paths: stride tables, and the rules trie for the
+// scopes that do not fit the blocks. Each run covers one mix of them.
+enum class Lookup { strides_only, mixed };
+
+class Differential : public DatapathTest, public ::testing::WithParamInterface<Lookup> {
 protected:
     void SetUp() override {
-        dp = bpfmaps::Datapath::open_and_load({.max_rules = 1 << 18});
+        // 65,536 blocks hold every scope here; 2,048 hold only some.
+        const std::uint32_t blocks = GetParam() == Lookup::strides_only ? 1u << 16 : 2048u;
+        dp = bpfmaps::Datapath::open_and_load({.max_rules = 1 << 18, .lookup_blocks = blocks});
         installer = std::make_unique<bpfmaps::Installer>(*dp);
+    }
+
+    void expect_lookup_mix() const {
+        const auto& u = report.lookup;
+        std::printf("lookup: %zu scopes on stride tables, %zu on the trie, %zu of %zu blocks\n",
+                    u.stride_scopes, u.trie_scopes, u.blocks_used, u.blocks_per_set);
+        EXPECT_GT(u.stride_scopes, 0u);
+        if (GetParam() == Lookup::strides_only)
+            EXPECT_EQ(u.trie_scopes, 0u);
+        else
+            EXPECT_GT(u.trie_scopes, 0u);
     }
 };
 
-TEST_F(Differential, KernelAgreesWithReference) {
+INSTANTIATE_TEST_SUITE_P(Lookups, Differential, ::testing::Values(Lookup::strides_only, Lookup::mixed),
+                         [](const ::testing::TestParamInfo<Lookup>& i) {
+                             return i.param == Lookup::strides_only ? "StrideTables" : "StrideTablesAndTrie";
+                         });
+
+TEST_P(Differential, KernelAgreesWithReference) {
     const std::uint64_t seed = seed_from_env();
     const std::size_t kPacketsPerSet = 50'000;
     std::printf("differential seed %llu (rerun with VW_DIFF_SEED=%llu)\n",
@@ -196,6 +218,7 @@ TEST_F(Differential, KernelAgreesWithReference) {
         auto set = gen.rule_set(300, 20'000 + 5'000 * round);
         total_rules += set.rules.size();
         install(set);
+        expect_lookup_mix();
         reference::Classifier ref(set);
 
         auto before = counters();

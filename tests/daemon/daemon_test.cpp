@@ -226,6 +226,32 @@ TEST_F(DaemonTest, StatsJsonIsSpecShapeAndMetricsServeTheSameFigures) {
     EXPECT_EQ(run(lab.in_r("curl -s -o /dev/null -w %{http_code} http://127.0.0.1:19470/nope")).out, "404");
 }
 
+// Too few stride-table blocks: the reload says so, and the scopes that did
+// not fit are still filtered right (by the trie) on real traffic.
+TEST(Daemon, TooFewLookupBlocksWarnAndStillFilter) {
+    Lab lab;
+    auto a = lab.loader("attach --dev vr0 --lookup-blocks 3");
+    ASSERT_EQ(a.rc, 0) << a.out;
+    // alpha's ip rules need root + 192 + 192.0 + 192.0.2 + 198 + 198.51 + 198.51.100
+    // blocks: more than 3. Its vnet rule (3 blocks) fits.
+    auto rules = lab.write_rules("rules.yaml", base_rules("[192.0.2.0/24, 198.51.100.7]"));
+    lab.start_daemon(rules);
+    auto r = lab.request({{"cmd", "reload"}, {"file", rules}});
+    ASSERT_TRUE(r["ok"]) << r.dump();
+    ASSERT_TRUE(r.contains("warnings")) << r.dump();
+    EXPECT_TRUE(contains(r["warnings"].dump(), "1 of 2 rule scopes")) << r.dump();
+    EXPECT_TRUE(contains(r["warnings"].dump(), "--lookup-blocks")) << r.dump();
+
+    int tx = lab.sender();
+    send_frame(tx, vaultwall::daemon::explain_frame(ip("198.51.100.7"), ip("203.0.113.10"), 443, true));
+    send_frame(tx, vaultwall::daemon::explain_frame(ip("198.51.100.8"), ip("203.0.113.10"), 443, true));
+    send_frame(tx, vaultwall::daemon::explain_frame(ip("192.0.2.200"), ip("203.0.113.10"), 443, true));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto j = Json::parse(lab.ctl("stats --json").out);
+    EXPECT_EQ(j["vaults"]["alpha"]["pass"]["ip_rule"]["packets"], 2);
+    EXPECT_EQ(j["vaults"]["alpha"]["drop"]["no_rule"]["packets"], 1);
+}
+
 // Runs `fn` in a child with the given uid/gid and returns what it printed.
 static std::string as_user(uid_t uid, gid_t gid, const std::function<std::string()>& fn) {
     int p[2];

@@ -194,6 +194,10 @@ json bench_datapath_size(std::size_t n, bool vxlan, std::size_t packets, int swe
               {"sweeps", sweeps},
               {"ns_per_packet", {{"vaultwall", median(vw)}, {"lpm_reference", median(lpm)}, {"xdp_drop", median(drop)}}},
               {"rules_map_memlock_bytes", map_memlock(dp->map_fd(bpfmaps::Map::rules))},
+              {"lookup", {{"stride_scopes", rep.lookup.stride_scopes},
+                          {"trie_scopes", rep.lookup.trie_scopes},
+                          {"stride_blocks_used", rep.lookup.blocks_used},
+                          {"stride_bytes_used", rep.lookup.blocks_used * sizeof(vw_stride_block)}}},
               {"all_maps_memlock_bytes", mem},
               {"lpm_reference_memlock_bytes", map_memlock(bpf_map__fd(base.skel->maps.bench_lpm))}};
     return j;
@@ -210,9 +214,12 @@ int cmd_datapath(const std::vector<std::size_t>& sizes, std::size_t packets, int
                 const auto& ns = r["ns_per_packet"];
                 double vw = ns["vaultwall"], ref = ns["lpm_reference"], drop = ns["xdp_drop"];
                 std::printf("%-5s %8zu rules: vaultwall %6.1f ns  lpm-ref %6.1f ns  drop %5.1f ns  "
-                            "(over floor: %6.1f vs %6.1f; ref/vaultwall %.2fx)  rules map %.1f MiB\n",
+                            "(over floor: %6.1f vs %6.1f; ref/vaultwall %.2fx)  trie %.1f MiB, "
+                            "stride blocks %.1f MiB (%d scopes on the trie)\n",
                             vxlan ? "vxlan" : "plain", n, vw, ref, drop, vw - drop, ref - drop, ref / vw,
-                            double(r["rules_map_memlock_bytes"]) / (1 << 20));
+                            double(r["rules_map_memlock_bytes"]) / (1 << 20),
+                            double(r["lookup"]["stride_bytes_used"]) / (1 << 20),
+                            int(r["lookup"]["trie_scopes"]));
                 std::fflush(stdout);
             }
         }

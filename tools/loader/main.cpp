@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
                  "detach it, show what is attached"};
     app.require_subcommand(1);
     std::string dev, mode = "native", pin_root = kDefaultPinRoot;
-    std::uint32_t max_rules = 0;
+    std::uint32_t max_rules = 0, lookup_blocks = 0;
     bool json = false;
 
     auto* a = app.add_subcommand("attach", "load the program, attach it to IFACE, pin its maps in DIR/IFACE");
@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
     a->add_option("--pin-dir", pin_root, "bpffs directory for the pins")->capture_default_str();
     a->add_option("--max-rules", max_rules, "rule capacity (default 1048576)")
         ->check(CLI::Range(2u, 1u << 28));
+    a->add_option("--lookup-blocks", lookup_blocks,
+                  "stride-table blocks (1 KiB each) per rule set; scopes that do not fit use the slower "
+                  "trie (default 16384)")
+        ->check(CLI::Range(1u, 1u << 22));
 
     auto* d = app.add_subcommand("detach", "detach vaultwall from IFACE and remove its pins");
     d->add_option("--dev", dev, "interface")->required();
@@ -56,7 +60,8 @@ int main(int argc, char** argv) {
 
     try {
         if (a->parsed()) {
-            auto r = attach({.dev = dev, .mode = *parse_mode(mode), .pin_root = pin_root, .max_rules = max_rules});
+            auto r = attach({.dev = dev, .mode = *parse_mode(mode), .pin_root = pin_root, .max_rules = max_rules,
+                             .lookup_blocks = lookup_blocks});
             std::cout << "attached vaultwall to " << r.dev << " in " << r.mode << " mode (prog id " << r.prog_id
                       << (r.dispatcher ? ", in libxdp's dispatcher" : ", alone: no libxdp dispatcher here")
                       << "), maps pinned in " << r.pin_dir

@@ -45,7 +45,9 @@ CounterSnapshot read_counters(const Datapath& dp, const std::vector<std::uint32_
 }
 
 std::uint64_t read_rule_hits(const Datapath& dp, std::uint32_t rule_id) {
-    return percpu_sum<std::uint32_t, std::uint64_t>(dp.map_fd(Map::rule_hits), rule_id);
+    std::uint64_t hits = 0;
+    map_lookup(dp.map_fd(Map::rule_hits), rule_id, hits);
+    return hits;
 }
 
 }  // namespace vaultwall::bpfmaps

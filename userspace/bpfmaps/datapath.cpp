@@ -27,6 +27,7 @@ const char* map_name(Map m) {
         "vw_state",          "vw_config",          "vw_vaults",       "vw_endpoints",
         "vw_protected_addrs", "vw_rules",          "vw_vteps",        "vw_global_counters",
         "vw_vault_counters", "vw_rule_hits",       "vw_vault_names",  "vw_admissions",
+        "vw_scopes",         "vw_stride_blocks",
     };
     static_assert(sizeof(names) / sizeof(names[0]) == static_cast<int>(Map::count_));
     return names[static_cast<int>(m)];
@@ -48,6 +49,8 @@ bpf_map* skel_map(vaultwall_bpf* s, Map m) {
         case Map::rule_hits: return s->maps.vw_rule_hits;
         case Map::vault_names: return s->maps.vw_vault_names;
         case Map::admissions: return s->maps.vw_admissions;
+        case Map::scopes: return s->maps.vw_scopes;
+        case Map::stride_blocks: return s->maps.vw_stride_blocks;
         case Map::count_: break;
     }
     throw std::logic_error("unknown map");
@@ -82,6 +85,12 @@ std::unique_ptr<Datapath> Datapath::open(const LoadOptions& opts) {
     if (bpf_map__set_max_entries(dp->skel_->maps.vw_rules, VW_SETS * dp->max_rules_) ||
         bpf_map__set_max_entries(dp->skel_->maps.vw_rule_hits, dp->max_rules_))
         throw_errno("sizing the rule maps");
+    dp->lookup_blocks_ = opts.lookup_blocks ? opts.lookup_blocks : VW_DEFAULT_STRIDE_BLOCKS;
+    // Block indexes carry a flag bit; the map also has to stay addressable.
+    if (dp->lookup_blocks_ > (1u << 22))
+        throw std::invalid_argument("lookup_blocks must be at most 4194304 per rule set");
+    if (bpf_map__set_max_entries(dp->skel_->maps.vw_stride_blocks, VW_SETS * dp->lookup_blocks_))
+        throw_errno("sizing the stride-table blocks");
     return dp;
 }
 
@@ -124,6 +133,7 @@ std::unique_ptr<Datapath> Datapath::open_pinned(const std::string& dir) {
     if (dp->explain_prog_fd_ < 0)
         throw_errno("opening pinned program " + dir + "/" + kExplainProgPin);
     dp->max_rules_ = map_max_entries(dp->map_fd(Map::rule_hits));
+    dp->lookup_blocks_ = map_max_entries(dp->map_fd(Map::stride_blocks)) / VW_SETS;
     return dp;
 }
 

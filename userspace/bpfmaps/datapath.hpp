@@ -15,6 +15,7 @@ namespace vaultwall::bpfmaps {
 enum class Map {
     state, config, vaults, endpoints, protected_addrs, rules, vteps,
     global_counters, vault_counters, rule_hits, vault_names, admissions,
+    scopes, stride_blocks,
     count_  // not a map
 };
 const char* map_name(Map m);
@@ -24,6 +25,8 @@ inline constexpr const char* kExplainProgPin = "prog_explain";
 
 struct LoadOptions {
     std::uint32_t max_rules = 0;  // 0: the ABI default (VW_DEFAULT_MAX_RULES)
+    // Stride-table blocks (1 KiB each) per rule set; 0: VW_DEFAULT_STRIDE_BLOCKS.
+    std::uint32_t lookup_blocks = 0;
 };
 
 class Datapath {
@@ -53,6 +56,7 @@ public:
     int explain_prog_fd() const { return explain_prog_fd_; }
     bpf_object* object() const;  // null when opened from pins
     std::uint32_t max_rules() const { return max_rules_; }
+    std::uint32_t lookup_blocks() const { return lookup_blocks_; }  // per set
 
 private:
     Datapath() = default;
@@ -64,6 +68,7 @@ private:
     int explain_prog_fd_ = -1;
     bool owns_fds_ = false;  // fds from pins are ours to close
     std::uint32_t max_rules_ = 0;
+    std::uint32_t lookup_blocks_ = 0;
 };
 
 // Creates a bpffs mount at /sys/fs/bpf when none is there.

@@ -54,6 +54,14 @@ Installer::Installer(const Datapath& dp) : dp_(dp), max_rules_(dp.max_rules()) {
     read_state();
     read_names();
     for (std::uint32_t s = 0; s < VW_SETS; ++s) read_set(s, sets_[s]);
+    strides_ = std::make_unique<StrideTables>(dp);
+}
+
+Installer::~Installer() = default;
+
+void Installer::relearn_set(std::uint32_t set) {
+    read_set(set, sets_[set]);
+    strides_->relearn(set);
 }
 
 void Installer::read_state() {
@@ -158,13 +166,12 @@ void Installer::zero_rule_hits(const std::vector<std::uint32_t>& rule_ids) {
     // cost a million syscalls here.
     constexpr std::size_t kBatch = 8192;
     const int fd = dp_.map_fd(Map::rule_hits);
-    const std::size_t cpus = possible_cpus();
-    std::vector<std::uint64_t> zeros(kBatch * cpus, 0);
+    std::vector<std::uint64_t> zeros(kBatch, 0);
     for (std::size_t i = 0; i < rule_ids.size(); i += kBatch) {
         __u32 count = static_cast<__u32>(std::min(kBatch, rule_ids.size() - i));
         if (bpf_map_update_batch(fd, rule_ids.data() + i, zeros.data(), &count, nullptr) == 0) continue;
         for (std::size_t j = i; j < i + std::min(kBatch, rule_ids.size() - i); ++j)
-            percpu_zero<std::uint32_t, std::uint64_t>(fd, rule_ids[j], "zeroing rule hits");
+            map_update(fd, rule_ids[j], std::uint64_t(0), "zeroing rule hits");
     }
 }
 
@@ -221,16 +228,48 @@ void Installer::write_set(std::uint32_t set, SetShadow& have, const SetShadow& w
         return vw_rule_key{std::uint32_t(VW_RULE_KEY_FIXED_BITS + r.len()), set, r.vault_id(), r.vni(),
                            htonl(r.addr())};
     };
+    std::vector<std::uint64_t> changed;  // scopes whose rules differ
     merge_rules(have.rules, want.rules,
         [&](const RuleEntry& w, const RuleEntry* h) {
-            if (!h || h->id != w.id) map_update(fd_rules, rule_key(w), w.id, "writing a rule");
+            if (h && h->id == w.id) return;
+            map_update(fd_rules, rule_key(w), w.id, "writing a rule");
+            changed.push_back(w.scope);
         },
-        [&](const RuleEntry& gone) { map_delete(fd_rules, rule_key(gone), "deleting a rule"); });
+        [&](const RuleEntry& gone) {
+            map_delete(fd_rules, rule_key(gone), "deleting a rule");
+            changed.push_back(gone.scope);
+        });
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+    // After the trie: a scope that falls back to it must find its rules there.
+    write_strides(set, want.rules, changed);
     vw_config cfg{};
     cfg.vxlan_port = want.vxlan_port;
     cfg.installed = 1;
     map_update(dp_.map_fd(Map::config), set, cfg, "writing the host config");
     have = want;
+}
+
+// Rebuilds the stride tables of every scope whose rules changed (or that has
+// none yet, as after an upgrade) and removes those of scopes that are gone.
+void Installer::write_strides(std::uint32_t set, const std::vector<RuleEntry>& want,
+                              const std::vector<std::uint64_t>& changed) {
+    std::vector<std::uint64_t> wanted;
+    for (std::size_t i = 0; i < want.size();) {
+        const std::uint64_t scope = want[i].scope;
+        std::size_t j = i;
+        while (j < want.size() && want[j].scope == scope) ++j;
+        wanted.push_back(scope);
+        if (std::binary_search(changed.begin(), changed.end(), scope) || !strides_->has_scope(set, scope)) {
+            std::vector<StridePrefix> prefixes;
+            prefixes.reserve(j - i);
+            for (std::size_t k = i; k < j; ++k) prefixes.push_back({want[k].addr(), want[k].len(), want[k].id});
+            strides_->write_scope(set, scope, std::move(prefixes));
+        }
+        i = j;
+    }
+    for (std::uint64_t scope : strides_->scopes(set))
+        if (!std::binary_search(wanted.begin(), wanted.end(), scope)) strides_->remove_scope(set, scope);
 }
 
 void Installer::flip(std::uint32_t new_live) {
@@ -323,6 +362,13 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
         },
         [&](const RuleEntry& gone) { diffs[gone.vault_id()].rules_removed++; });
     for (auto& e : want.rules) e.id = rep.rule_ids[e.id];
+    std::size_t scopes = 0;
+    for (std::size_t i = 0; i < want.rules.size(); ++i)
+        if (i == 0 || want.rules[i].scope != want.rules[i - 1].scope) ++scopes;
+    if (scopes > VW_MAX_SCOPES)
+        throw std::length_error("rules for " + std::to_string(scopes) +
+                                " (vault, virtual network) pairs exceed the " +
+                                std::to_string(VW_MAX_SCOPES) + " the datapath holds");
     // Duplicates (the compiler merges them) would share one trie entry.
     for (std::size_t i = 1; i < want.rules.size(); ++i)
         if (want.rules[i].same_rule(want.rules[i - 1]))
@@ -334,7 +380,7 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
     try {
         write_set(idle, sets_[idle], want);
     } catch (...) {
-        read_set(idle, sets_[idle]);  // the idle set is half-written: relearn it
+        relearn_set(idle);  // the idle set is half-written: relearn it
         throw;
     }
     const std::uint32_t old_live = live_;
@@ -345,7 +391,7 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
     try {
         write_set(old_live, sets_[old_live], want);
     } catch (...) {
-        read_set(old_live, sets_[old_live]);  // the live set is fine; relearn this one
+        relearn_set(old_live);  // the live set is fine; relearn this one
     }
     release_unused_vault_ids();
 
@@ -358,6 +404,7 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
     rep.vaults = set.vaults.size();
     rep.endpoints = set.endpoints.size();
     rep.rules = set.rules.size();
+    rep.lookup = strides_->usage(live_);
     rep.took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
     return rep;

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bpfmaps/datapath.hpp"
+#include "bpfmaps/stride_tables.hpp"
 #include "rules/compiled.hpp"
 #include "vaultwall_abi.h"
 
@@ -36,6 +38,7 @@ struct InstallReport {
     std::chrono::microseconds took{0};
     std::vector<std::uint32_t> vault_ids;  // by index of CompiledRuleSet::vaults
     std::vector<std::uint32_t> rule_ids;   // by index of CompiledRuleSet::rules
+    StrideTables::Usage lookup;            // the live set's rule lookup
 };
 
 // One source rule as the datapath holds it.
@@ -69,6 +72,7 @@ class Installer {
 public:
     // Adopts whatever the maps hold (a fresh load, or a previous daemon's).
     explicit Installer(const Datapath& dp);
+    ~Installer();
 
     // Throws (changing nothing live) when the set does not fit the maps.
     InstallReport install(const rules::CompiledRuleSet& set);
@@ -96,6 +100,9 @@ private:
     std::vector<std::uint32_t> assign_vault_ids(const rules::CompiledRuleSet& set);
     void release_unused_vault_ids();
     void write_set(std::uint32_t set, SetShadow& have, const SetShadow& want);
+    void write_strides(std::uint32_t set, const std::vector<RuleEntry>& want,
+                       const std::vector<std::uint64_t>& changed);
+    void relearn_set(std::uint32_t set);
     void flip(std::uint32_t new_live);
     void zero_vault_counters(std::uint32_t vault_id);
     void zero_rule_hits(const std::vector<std::uint32_t>& rule_ids);
@@ -106,6 +113,7 @@ private:
     std::uint64_t generation_ = 0;
     std::map<std::uint32_t, std::string> names_;  // vault id -> name
     SetShadow sets_[VW_SETS];
+    std::unique_ptr<StrideTables> strides_;
 };
 
 // Waits until every XDP run that started before the call has finished.

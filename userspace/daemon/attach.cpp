@@ -206,7 +206,7 @@ AttachResult attach(const AttachOptions& o) {
 
     std::unique_ptr<bpfmaps::Datapath> dp;
     try {
-        dp = bpfmaps::Datapath::open({.max_rules = o.max_rules});
+        dp = bpfmaps::Datapath::open({.max_rules = o.max_rules, .lookup_blocks = o.lookup_blocks});
     } catch (const std::exception& e) {
         throw AttachError(std::string("cannot open the XDP object: ") + e.what());
     }

@@ -35,6 +35,7 @@ struct AttachOptions {
     XdpMode mode = XdpMode::native;
     std::string pin_root = kDefaultPinRoot;
     std::uint32_t max_rules = 0;  // 0: the ABI default
+    std::uint32_t lookup_blocks = 0;  // stride-table blocks per rule set; 0: the ABI default
 };
 
 struct AttachResult {

@@ -75,7 +75,7 @@ void Daemon::start() {
             continue;
         }
         auto r = daemon::attach({.dev = dev, .mode = opts_.attach_mode, .pin_root = opts_.pin_root,
-                                 .max_rules = opts_.max_rules});
+                                 .max_rules = opts_.max_rules, .lookup_blocks = opts_.lookup_blocks});
         spdlog::info("attached to {} in {} mode (prog id {}), maps pinned in {}", r.dev, r.mode,
                      r.prog_id, r.pin_dir);
     }
@@ -239,6 +239,16 @@ Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigg
                                     (first ? " (interfaces before it run the new rules)" : ""));
             }
             ifaces.push_back({{"dev", i.dev}, {"generation", rep.generation}});
+            if (rep.lookup.trie_scopes) {
+                // Still correct, only slower: say how to give it room.
+                std::string w = "interface " + i.dev + ": " + std::to_string(rep.lookup.trie_scopes) + " of " +
+                                std::to_string(rep.lookup.trie_scopes + rep.lookup.stride_scopes) +
+                                " rule scopes (vault, VNI) did not fit the " +
+                                std::to_string(rep.lookup.blocks_per_set) +
+                                " stride-table blocks and use the slower trie lookup; re-attach with a "
+                                "larger --lookup-blocks";
+                warnings.push_back(w);
+            }
             if (!first) first = rep;
         }
 

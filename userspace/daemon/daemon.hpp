@@ -65,6 +65,7 @@ struct DaemonOptions {
     std::vector<std::string> attach;   // interfaces to attach ourselves
     XdpMode attach_mode = XdpMode::native;
     std::uint32_t max_rules = 0;
+    std::uint32_t lookup_blocks = 0;
     std::optional<gid_t> ctl_group;    // may reload besides root
     bool serve_socket = true;          // false: no control socket (tests)
     bool run_gate = true;

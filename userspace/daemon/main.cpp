@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"native", "skb"}))
         ->capture_default_str();
     app.add_option("--max-rules", o.max_rules, "rule capacity for --attach (default 1048576)");
+    app.add_option("--lookup-blocks", o.lookup_blocks,
+                   "stride-table blocks (1 KiB) per rule set for --attach (default 16384)")
+        ->check(CLI::Range(1u, 1u << 22));
     app.add_option("--group", group, "group whose members may reload besides root (socket 0660)");
     app.add_option("--log-level", level, "trace, debug, info, warn, error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
