@@ -352,6 +352,46 @@ TEST_F(Reloads, RemovedVaultStopsMatchingAndRestartAdopts) {
               static_cast<std::uint32_t>(VW_PASS_IP_RULE));
 }
 
+// The same vaults listed in another order: their ids stay, so the rules
+// arrive as runs out of id order (the installer's linear reordering).
+TEST_F(Reloads, VaultsListedInAnotherOrderKeepRulesAndIds) {
+    auto s = sample_rules();
+    s.rules.push_back({2, 0, prefix("198.51.100.64/26"), "ip_rules"});
+    s.rules.push_back({4, 0, prefix("192.0.2.0/25"), "ip_rules"});
+    install(s);
+    const auto first = report;
+    const std::vector<Bytes> probes = {
+        plain_syn("192.0.2.1", "203.0.113.10"),   plain_syn("192.0.2.200", "203.0.113.10"),
+        plain_syn("198.51.100.7", "203.0.113.10"), plain_syn("198.51.100.70", "203.0.113.12"),
+        plain_syn("192.0.2.1", "203.0.113.14"),   vxlan_syn(5001, "198.19.1.9", "198.19.1.100"),
+    };
+    std::vector<vw_explain_result> before;
+    for (const auto& p : probes) before.push_back(bpfmaps::run_explain(*dp, p));
+
+    auto r = s;  // vault i becomes n-1-i; rules in the compiler's order again
+    const auto n = static_cast<std::uint32_t>(s.vaults.size());
+    std::reverse(r.vaults.begin(), r.vaults.end());
+    for (auto& e : r.endpoints) e.vault = n - 1 - e.vault;
+    for (auto& x : r.rules) x.vault = n - 1 - x.vault;
+    std::stable_sort(r.rules.begin(), r.rules.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.vault, a.vni, a.prefix.addr, a.prefix.len) <
+               std::tie(b.vault, b.vni, b.prefix.addr, b.prefix.len);
+    });
+    install(r);
+    EXPECT_TRUE(report.diff.empty());
+    for (std::size_t i = 0; i < s.rules.size(); ++i)
+        for (std::size_t j = 0; j < r.rules.size(); ++j)
+            if (r.rules[j].vault == n - 1 - s.rules[i].vault && r.rules[j].vni == s.rules[i].vni &&
+                r.rules[j].prefix == s.rules[i].prefix)
+                EXPECT_EQ(report.rule_ids[j], first.rule_ids[i]) << "rule " << i;
+    for (std::size_t i = 0; i < probes.size(); ++i) {
+        auto now = bpfmaps::run_explain(*dp, probes[i]);
+        EXPECT_EQ(now.reason, before[i].reason) << "probe " << i;
+        EXPECT_EQ(now.rule_id, before[i].rule_id) << "probe " << i;
+        EXPECT_EQ(now.vault_id, before[i].vault_id) << "probe " << i;
+    }
+}
+
 TEST_F(Reloads, TooManyRulesIsRefusedAndChangesNothing) {
     install(sample_rules());
     auto big = sample_rules();

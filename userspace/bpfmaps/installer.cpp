@@ -13,6 +13,7 @@
 
 #include "bpfmaps/map_io.hpp"
 
+
 namespace vaultwall::bpfmaps {
 
 namespace {
@@ -20,9 +21,37 @@ RuleEntry make_entry(std::uint32_t vault_id, std::uint32_t vni, std::uint32_t ad
                      std::uint32_t id) {
     return {std::uint64_t(vault_id) << 32 | vni, std::uint64_t(addr) << 8 | len, id};
 }
+// Sorts rules by identity (scope, then prefix). The compiler emits them
+// sorted by (vault index, vni, prefix), so they arrive as one sorted run per
+// vault and only the runs' order (by vault id) may be wrong: reordering runs
+// is linear, where a comparison sort of a million rules costs ~100 ms, most
+// of a one-rule reload. Any other order falls back to std::sort.
 void sort_rules(std::vector<RuleEntry>& v) {
     auto less = [](const RuleEntry& a, const RuleEntry& b) { return a.before(b); };
-    if (!std::is_sorted(v.begin(), v.end(), less)) std::sort(v.begin(), v.end(), less);
+    std::vector<std::pair<std::size_t, std::size_t>> runs;  // [begin, end)
+    for (std::size_t i = 0; i < v.size();) {
+        std::size_t j = i + 1;
+        while (j < v.size() && less(v[j - 1], v[j])) ++j;
+        runs.push_back({i, j});
+        i = j;
+    }
+    if (runs.size() <= 1) return;
+    if (runs.size() > VW_MAX_VAULTS) {  // not the compiler's order
+        std::sort(v.begin(), v.end(), less);
+        return;
+    }
+    std::sort(runs.begin(), runs.end(), [&](auto a, auto b) { return less(v[a.first], v[b.first]); });
+    bool disjoint = true;
+    for (std::size_t r = 1; disjoint && r < runs.size(); ++r)
+        disjoint = less(v[runs[r - 1].second - 1], v[runs[r].first]);
+    if (!disjoint) {
+        std::sort(v.begin(), v.end(), less);
+        return;
+    }
+    std::vector<RuleEntry> sorted;
+    sorted.reserve(v.size());
+    for (auto [b, e] : runs) sorted.insert(sorted.end(), v.begin() + b, v.begin() + e);
+    v = std::move(sorted);
 }
 
 // Merge of two sorted rule lists: on_want(entry, have_or_null) for each wanted
@@ -102,13 +131,15 @@ void Installer::read_set(std::uint32_t set, SetShadow& out) const {
     map_for_each_key<vw_addr_key>(dp_.map_fd(Map::protected_addrs), [&](const vw_addr_key& k) {
         if (k.set == set) out.protected_addrs[k.addr] = true;
     });
+    std::vector<RuleEntry> rules;
     map_for_each_key<vw_rule_key>(dp_.map_fd(Map::rules), [&](const vw_rule_key& k) {
         std::uint32_t id = 0;
         if (k.set == set && map_lookup(dp_.map_fd(Map::rules), k, id))
-            out.rules.push_back(make_entry(k.vault_id, k.vni, ntohl(k.addr),
-                                           std::uint8_t(k.prefixlen - VW_RULE_KEY_FIXED_BITS), id));
+            rules.push_back(make_entry(k.vault_id, k.vni, ntohl(k.addr),
+                                       std::uint8_t(k.prefixlen - VW_RULE_KEY_FIXED_BITS), id));
     });
-    sort_rules(out.rules);
+    sort_rules(rules);
+    out.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(rules));
 }
 
 std::vector<std::uint32_t> Installer::assign_vault_ids(const rules::CompiledRuleSet& set) {
@@ -190,7 +221,7 @@ void sync_table(const Table& have, const Table& want, Update update, Delete del)
 
 }  // namespace
 
-void Installer::write_set(std::uint32_t set, SetShadow& have, const SetShadow& want) {
+void Installer::write_set(std::uint32_t set, SetShadow& have, const SetShadow& want, const RuleDiff& diff) {
     const int fd_vaults = dp_.map_fd(Map::vaults), fd_vteps = dp_.map_fd(Map::vteps);
     const int fd_eps = dp_.map_fd(Map::endpoints), fd_addrs = dp_.map_fd(Map::protected_addrs);
     const int fd_rules = dp_.map_fd(Map::rules);
@@ -229,20 +260,28 @@ void Installer::write_set(std::uint32_t set, SetShadow& have, const SetShadow& w
                            htonl(r.addr())};
     };
     std::vector<std::uint64_t> changed;  // scopes whose rules differ
-    merge_rules(have.rules, want.rules,
-        [&](const RuleEntry& w, const RuleEntry* h) {
-            if (h && h->id == w.id) return;
-            map_update(fd_rules, rule_key(w), w.id, "writing a rule");
-            changed.push_back(w.scope);
-        },
-        [&](const RuleEntry& gone) {
-            map_delete(fd_rules, rule_key(gone), "deleting a rule");
-            changed.push_back(gone.scope);
-        });
+    auto upsert = [&](const RuleEntry& w) {
+        map_update(fd_rules, rule_key(w), w.id, "writing a rule");
+        changed.push_back(w.scope);
+    };
+    auto remove = [&](const RuleEntry& gone) {
+        map_delete(fd_rules, rule_key(gone), "deleting a rule");
+        changed.push_back(gone.scope);
+    };
+    if (have.rules.get() == diff.from && want.rules.get() == diff.to) {
+        for (const auto& e : diff.removals) remove(e);
+        for (const auto& e : diff.upserts) upsert(e);
+    } else {  // this set held other rules (adopted maps, a failed write)
+        merge_rules(*have.rules, *want.rules,
+            [&](const RuleEntry& w, const RuleEntry* h) {
+                if (!h || h->id != w.id) upsert(w);
+            },
+            remove);
+    }
     std::sort(changed.begin(), changed.end());
     changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
     // After the trie: a scope that falls back to it must find its rules there.
-    write_strides(set, want.rules, changed);
+    write_strides(set, *want.rules, changed);
     vw_config cfg{};
     cfg.vxlan_port = want.vxlan_port;
     cfg.installed = 1;
@@ -325,23 +364,27 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
 
     // Rule ids: a rule that stays keeps its id (and its hit count); new
     // rules take ids the live set does not use, with their counts zeroed.
-    // want.rules is sorted by identity; `order` maps it back to set.rules.
-    want.rules.reserve(set.rules.size());
+    // `rules` is sorted by identity; each entry's id is first its index in
+    // set.rules, then the rule id.
+    std::vector<RuleEntry> rules;
+    rules.reserve(set.rules.size());
     for (std::size_t i = 0; i < set.rules.size(); ++i) {
         const auto& r = set.rules[i];
-        want.rules.push_back(make_entry(rep.vault_ids.at(r.vault), r.vni, r.prefix.addr, r.prefix.len,
-                                        static_cast<std::uint32_t>(i)));  // index for now
+        rules.push_back(make_entry(rep.vault_ids.at(r.vault), r.vni, r.prefix.addr, r.prefix.len,
+                                   static_cast<std::uint32_t>(i)));  // index for now
     }
-    sort_rules(want.rules);
+    sort_rules(rules);
     std::vector<bool> taken(max_rules_, false);
     taken[0] = true;
-    for (const auto& e : live.rules)
+    for (const auto& e : *live.rules)
         if (e.id < max_rules_) taken[e.id] = true;
     std::uint32_t next_free = 1;
     std::vector<std::uint32_t> fresh_ids;
+    std::vector<std::size_t> added_at;  // positions in `rules`
+    RuleDiff rule_diff;
     std::map<std::uint32_t, VaultDiff> diffs;
     rep.rule_ids.assign(set.rules.size(), 0);
-    merge_rules(live.rules, want.rules,
+    merge_rules(*live.rules, rules,
         [&](const RuleEntry& w, const RuleEntry* kept) {
             std::uint32_t id;
             if (kept) {
@@ -356,29 +399,38 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
                 id = next_free;
                 taken[id] = true;
                 fresh_ids.push_back(id);
+                added_at.push_back(static_cast<std::size_t>(&w - rules.data()));
                 diffs[w.vault_id()].rules_added++;
             }
             rep.rule_ids[w.id] = id;
         },
-        [&](const RuleEntry& gone) { diffs[gone.vault_id()].rules_removed++; });
-    for (auto& e : want.rules) e.id = rep.rule_ids[e.id];
+        [&](const RuleEntry& gone) {
+            rule_diff.removals.push_back(gone);
+            diffs[gone.vault_id()].rules_removed++;
+        });
+    for (auto& e : rules) e.id = rep.rule_ids[e.id];
+    for (std::size_t pos : added_at) rule_diff.upserts.push_back(rules[pos]);
     std::size_t scopes = 0;
-    for (std::size_t i = 0; i < want.rules.size(); ++i)
-        if (i == 0 || want.rules[i].scope != want.rules[i - 1].scope) ++scopes;
+    for (std::size_t i = 0; i < rules.size(); ++i)
+        if (i == 0 || rules[i].scope != rules[i - 1].scope) ++scopes;
     if (scopes > VW_MAX_SCOPES)
         throw std::length_error("rules for " + std::to_string(scopes) +
                                 " (vault, virtual network) pairs exceed the " +
                                 std::to_string(VW_MAX_SCOPES) + " the datapath holds");
     // Duplicates (the compiler merges them) would share one trie entry.
-    for (std::size_t i = 1; i < want.rules.size(); ++i)
-        if (want.rules[i].same_rule(want.rules[i - 1]))
+    for (std::size_t i = 1; i < rules.size(); ++i)
+        if (rules[i].same_rule(rules[i - 1]))
             throw std::invalid_argument("duplicate rule in a compiled rule set");
+
+    want.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(rules));
+    rule_diff.from = live.rules.get();
+    rule_diff.to = want.rules.get();
 
     zero_rule_hits(fresh_ids);
 
     const std::uint32_t idle = live_ ^ 1;
     try {
-        write_set(idle, sets_[idle], want);
+        write_set(idle, sets_[idle], want, rule_diff);
     } catch (...) {
         relearn_set(idle);  // the idle set is half-written: relearn it
         throw;
@@ -389,7 +441,7 @@ InstallReport Installer::install(const rules::CompiledRuleSet& set) {
     // the next reload writes only its own difference (a one-rule change stays
     // a one-rule write) and no id is held by a set nobody reads.
     try {
-        write_set(old_live, sets_[old_live], want);
+        write_set(old_live, sets_[old_live], want, rule_diff);
     } catch (...) {
         relearn_set(old_live);  // the live set is fine; relearn this one
     }
@@ -426,7 +478,7 @@ std::map<std::uint32_t, std::string> Installer::vault_names() const { return nam
 
 std::vector<LiveRule> Installer::live_rules() const {
     std::vector<LiveRule> out;
-    for (const auto& e : sets_[live_].rules) out.push_back({e.id, e.vault_id(), e.vni(), e.addr(), e.len()});
+    for (const auto& e : *sets_[live_].rules) out.push_back({e.id, e.vault_id(), e.vni(), e.addr(), e.len()});
     std::sort(out.begin(), out.end(), [](const LiveRule& a, const LiveRule& b) { return a.rule_id < b.rule_id; });
     return out;
 }

@@ -91,7 +91,20 @@ private:
         std::map<std::tuple<std::uint8_t, std::uint16_t, std::uint32_t, std::uint32_t>,
                  vw_endpoint> endpoints;  // (proto, port, vni, addr) in network order
         std::map<std::uint32_t, bool> protected_addrs;  // network order
-        std::vector<RuleEntry> rules;  // sorted by identity
+        // Sorted by identity. Both sets hold the same rules after an install,
+        // so they share one immutable list: a million rules are not copied.
+        std::shared_ptr<const std::vector<RuleEntry>> rules =
+            std::make_shared<const std::vector<RuleEntry>>();
+    };
+
+    // The rules install() found added and removed between the live set and
+    // the new one. Both sets' writes apply it, rather than each comparing a
+    // million rules again, when the set being written holds `from`.
+    struct RuleDiff {
+        const std::vector<RuleEntry>* from = nullptr;
+        const std::vector<RuleEntry>* to = nullptr;
+        std::vector<RuleEntry> upserts;
+        std::vector<RuleEntry> removals;
     };
 
     void read_state();
@@ -99,7 +112,7 @@ private:
     void read_set(std::uint32_t set, SetShadow& out) const;
     std::vector<std::uint32_t> assign_vault_ids(const rules::CompiledRuleSet& set);
     void release_unused_vault_ids();
-    void write_set(std::uint32_t set, SetShadow& have, const SetShadow& want);
+    void write_set(std::uint32_t set, SetShadow& have, const SetShadow& want, const RuleDiff& diff);
     void write_strides(std::uint32_t set, const std::vector<RuleEntry>& want,
                        const std::vector<std::uint64_t>& changed);
     void relearn_set(std::uint32_t set);
