@@ -1,5 +1,6 @@
 // RuleFile -> CompiledRuleSet: flat tables in a deterministic order.
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 
 #include "rules/compiled.hpp"
@@ -54,16 +55,30 @@ CompiledRuleSet compile(const RuleFile& file) {
 
     // Rules: by (vault, vni, prefix address, prefix length); the first in file
     // order keeps its origin when several collapse into one.
-    auto rule_key = [](const CompiledRule& r) {
-        return std::make_tuple(r.vault, r.vni, r.prefix.addr, r.prefix.len);
+    // Sorted as packed keys, then gathered once: moving the rules themselves
+    // (with their origin strings) through a sort took ~0.4 s at 1M rules.
+    struct Key {
+        std::uint64_t scope;   // vault << 32 | vni
+        std::uint64_t prefix;  // addr << 8 | len
+        std::uint32_t index;   // file order breaks ties: the first keeps its origin
+        bool operator<(const Key& o) const {
+            return std::tie(scope, prefix, index) < std::tie(o.scope, o.prefix, o.index);
+        }
     };
-    std::stable_sort(out.rules.begin(), out.rules.end(),
-                     [&](const auto& a, const auto& b) { return rule_key(a) < rule_key(b); });
-    out.rules.erase(std::unique(out.rules.begin(), out.rules.end(),
-                                [&](const auto& a, const auto& b) {
-                                    return rule_key(a) == rule_key(b);
-                                }),
-                    out.rules.end());
+    std::vector<Key> keys;
+    keys.reserve(out.rules.size());
+    for (std::uint32_t i = 0; i < out.rules.size(); ++i) {
+        const auto& r = out.rules[i];
+        keys.push_back({std::uint64_t(r.vault) << 32 | r.vni,
+                        std::uint64_t(r.prefix.addr) << 8 | r.prefix.len, i});
+    }
+    std::sort(keys.begin(), keys.end());
+    std::vector<CompiledRule> rules;
+    rules.reserve(keys.size());
+    for (std::size_t k = 0; k < keys.size(); ++k)
+        if (k == 0 || keys[k].scope != keys[k - 1].scope || keys[k].prefix != keys[k - 1].prefix)
+            rules.push_back(std::move(out.rules[keys[k].index]));
+    out.rules = std::move(rules);
     return out;
 }
 
