@@ -231,6 +231,7 @@ protected:
     }
     std::string bearer() { return "Bearer " + token(base_claims()); }
     std::vector<json> audit_lines() {
+        gate->flush_audit();  // lines are otherwise written in batches
         std::vector<json> out;
         std::ifstream in(audit);
         std::string line;

@@ -118,6 +118,7 @@ private:
         local_ = {local.address().to_v4().to_uint(), local.port()};
         client_ = remote.address().to_v4().to_uint();
         client_port_ = remote.port();
+        client_str_ = rules::format_ipv4(client_);
         if (cfg_->admission) record_ = cfg_->admission->lookup(client_, client_port_, local_.addr, local_.port);
         sock().set_option(tcp::no_delay(true), ec);
         tcp_layer().expires_after(cfg_->limits.handshake_timeout);
@@ -203,10 +204,10 @@ private:
         return r ? &cfg.vaults[r->vault] : nullptr;
     }
 
-    void audit(const std::string& vault, std::uint32_t vni, const std::string& op, const std::string& caller,
-               bool allow, const std::string& reason, unsigned status) {
+    void audit(std::string_view vault, std::uint32_t vni, std::string_view op, std::string_view caller, bool allow,
+               std::string_view reason, unsigned status) {
         AuditRecord a;
-        a.client = rules::format_ipv4(client_);
+        a.client = client_str_;
         a.vni = vni;
         a.vault = vault;
         a.operation = op;
@@ -215,9 +216,10 @@ private:
         a.reason = reason;
         a.status = status;
         if (parser_) {
-            a.method = std::string(parser_->get().method_string());
+            auto m = parser_->get().method_string();
             auto t = parser_->get().target();
-            a.path = std::string(t.substr(0, t.find('?')));
+            a.method = std::string_view(m.data(), m.size());
+            a.path = std::string_view(t.data(), std::min(t.size(), t.find('?')));
         }
         sh_->audit.write(a);
     }
@@ -353,6 +355,7 @@ private:
     std::uint32_t vni_ = 0;
     ListenKey local_;
     std::uint32_t client_ = 0;
+    std::string client_str_;  // "192.0.2.9"
     std::uint16_t client_port_ = 0;
     std::optional<vw_admission> record_;
     bool first_ = true;
@@ -529,7 +532,10 @@ void Gate::stop() {
     for (auto& [k, l] : im.listeners) l->close_now();
     im.listeners.clear();
     im.sh->pool->clear();
+    im.sh->audit.flush();
 }
+
+void Gate::flush_audit() { impl_->sh->audit.flush(); }
 
 std::vector<std::string> Gate::reconfigure(std::shared_ptr<const GateConfig> config) {
     auto& im = *impl_;

@@ -52,6 +52,9 @@ public:
     std::vector<std::string> reconfigure(std::shared_ptr<const GateConfig> config);
 
     std::shared_ptr<const GateConfig> config() const;
+    // Writes the audit lines buffered so far (they are otherwise written in
+    // batches: at least every 100 ms, and on stop()).
+    void flush_audit();
     GateStats stats() const;
     // Endpoints currently listening ("127.0.0.1:8443").
     std::vector<std::string> listening() const;
