@@ -27,7 +27,8 @@ protected:
         rules::Identity id = identity();
         auto cat = catalog();
         DecisionContext ctx{vlt, id, cat, v};
-        RequestFacts f{"GET", "/secrets/db?api-version=7.4", "Bearer " + tok, 0xC0000209};
+        std::string auth = "Bearer " + tok;
+        RequestFacts f{"GET", "/secrets/db?api-version=7.4", auth, 0xC0000209};
         Admission a;
         a.admitted = true;
         a.reason = VW_PASS_IP_RULE;

@@ -35,12 +35,12 @@ Decision deny(Decision& d, unsigned status, std::string code, std::string inner,
 
 // Parses "Bearer <token>" (scheme case-insensitive). nullopt: no bearer
 // credentials at all (=> plain challenge); "" => present but empty (invalid).
-std::optional<std::string> bearer_token(const std::optional<std::string>& h) {
+std::optional<std::string_view> bearer_token(const std::optional<std::string_view>& h) {
     if (!h) return std::nullopt;
-    std::string v = *h;
+    std::string_view v = *h;
     size_t i = 0;
     while (i < v.size() && (v[i] == ' ' || v[i] == '\t')) ++i;
-    if (v.size() - i < 6 || lower(v.substr(i, 6)) != "bearer") return std::nullopt;
+    if (v.size() - i < 6 || lower(std::string(v.substr(i, 6))) != "bearer") return std::nullopt;
     i += 6;
     if (i < v.size() && v[i] != ' ' && v[i] != '\t') return std::nullopt;  // "Bearerx"
     while (i < v.size() && (v[i] == ' ' || v[i] == '\t')) ++i;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gate/admission.hpp"
@@ -15,10 +16,11 @@
 
 namespace vaultwall::gate {
 
+// Views into the request: they must outlive the decide() call.
 struct RequestFacts {
-    std::string method;
-    std::string target;                       // "/secrets/x?api-version=7.4"
-    std::optional<std::string> authorization;  // the Authorization header, if present
+    std::string_view method;
+    std::string_view target;                       // "/secrets/x?api-version=7.4"
+    std::optional<std::string_view> authorization;  // the Authorization header, if present
     std::uint32_t client = 0;                 // client IPv4, host order
 };
 

@@ -79,9 +79,15 @@ const char* to_string(JwtError e) {
 }
 
 std::string sha256(std::string_view data) {
+    // Fetched once (EVP_sha256() would fetch it, under a lock, on every call);
+    // one digest context per thread, reused.
+    static EVP_MD* const md_sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    thread_local MdCtx ctx(EVP_MD_CTX_new());
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+    if (!md_sha256 || !ctx || EVP_DigestInit_ex2(ctx.get(), md_sha256, nullptr) != 1 ||
+        EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 || EVP_DigestFinal_ex(ctx.get(), md, &len) != 1)
+        throw std::runtime_error("sha256: OpenSSL digest failed");
     return std::string(reinterpret_cast<char*>(md), len);
 }
 

@@ -41,8 +41,23 @@ struct Shared {
         std::lock_guard lock(mu);
         return cfg;
     }
+    void set_config(std::shared_ptr<const GateConfig> c) {
+        std::lock_guard lock(mu);
+        cfg = std::move(c);
+        generation.fetch_add(1, std::memory_order_release);
+    }
+    // Refreshes `cfg` (and `gen`) when a newer config was set; true if it did.
+    // Sessions call it per request: one atomic load unless the config changed.
+    bool refresh(std::shared_ptr<const GateConfig>& c, std::uint64_t& gen) {
+        if (generation.load(std::memory_order_acquire) == gen && c) return false;
+        std::lock_guard lock(mu);
+        c = cfg;
+        gen = generation.load(std::memory_order_relaxed);
+        return true;
+    }
     std::mutex mu;
     std::shared_ptr<const GateConfig> cfg;
+    std::atomic<std::uint64_t> generation{0};  // bumped by set_config, under mu
     std::shared_ptr<UpstreamPool> pool;
     AuditLog audit;
     Counters c;
@@ -96,8 +111,9 @@ void strip_hop_by_hop(Msg& m) {
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(tcp::socket&& socket, std::shared_ptr<Shared> sh, std::shared_ptr<const GateConfig> cfg)
-        : sh_(std::move(sh)), cfg_(std::move(cfg)), tls_(cfg_->tls), stream_(std::move(socket), *tls_) {
+    Session(tcp::socket&& socket, std::shared_ptr<Shared> sh, std::shared_ptr<const GateConfig> cfg,
+            std::uint64_t gen)
+        : sh_(std::move(sh)), cfg_(std::move(cfg)), gen_(gen), tls_(cfg_->tls), stream_(std::move(socket), *tls_) {
         sh_->c.active++;
     }
     ~Session() { sh_->c.active--; }
@@ -129,8 +145,13 @@ private:
                                 });
     }
 
+    // The current config; the cached route/admission go with the old one.
+    void refresh_config() {
+        if (sh_->refresh(cfg_, gen_)) routed_ = false;
+    }
+
     void do_read() {
-        cfg_ = sh_->config();
+        refresh_config();
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(cfg_->limits.header_limit));
         parser_->body_limit(cfg_->limits.body_limit);
@@ -198,10 +219,19 @@ private:
                          });
     }
 
-    const rules::Vault* vault_for(const GateConfig& cfg, const VaultRoute** route_out = nullptr) {
-        auto r = cfg.route(local_, record_);
-        if (route_out) *route_out = r;
-        return r ? &cfg.vaults[r->vault] : nullptr;
+    // The vault this connection reaches under cfg_ and its admission: both
+    // depend only on the connection (its datapath record) and the config, so
+    // they are resolved (vault_name_of: bpf map lookups) once per connection
+    // and config generation, not per request.
+    const rules::Vault* vault() {
+        if (!routed_) {
+            route_ = cfg_->route(local_, record_);
+            vault_ = route_ ? &cfg_->vaults[route_->vault] : nullptr;
+            if (vault_)
+                admission_ = resolve_admission(record_, cfg_->vault_name_of, *vault_, client_, route_->is_private);
+            routed_ = true;
+        }
+        return vault_;
     }
 
     void audit(std::string_view vault, std::uint32_t vni, std::string_view op, std::string_view caller, bool allow,
@@ -226,8 +256,9 @@ private:
 
     void protocol_error(http::status st, const std::string& reason, const std::string& message) {
         sh_->c.protocol_errors++;
-        const rules::Vault* v = vault_for(*cfg_);
-        audit(v ? v->name : "", record_ ? record_->vni : 0, "", "", false, reason, static_cast<unsigned>(st));
+        const rules::Vault* v = vault();
+        audit(v ? std::string_view(v->name) : std::string_view(), record_ ? record_->vni : 0, "", "", false, reason,
+              static_cast<unsigned>(st));
         http::response<http::string_body> res{st, 11};
         res.set(http::field::content_type, "application/json; charset=utf-8");
         res.body() = error_json("BadParameter", message);
@@ -236,31 +267,29 @@ private:
 
     void on_request() {
         sh_->c.requests++;
-        cfg_ = sh_->config();
+        refresh_config();
         req_ = parser_->release();
         parser_.emplace();  // keep method/target for audit of this request
         parser_->get().method(req_.method());
         parser_->get().target(req_.target());
         keep_alive_ = req_.keep_alive();
 
-        const VaultRoute* route = nullptr;
-        const rules::Vault* vault = vault_for(*cfg_, &route);
+        const rules::Vault* vault = this->vault();
         if (!vault) {
             http::response<http::string_body> res{http::status::service_unavailable, 11};
             res.set(http::field::content_type, "application/json; charset=utf-8");
             res.body() = error_json("ServiceUnavailable", "No vault is served on this endpoint.");
             return send(std::move(res), true);
         }
-        Admission adm = resolve_admission(record_, cfg_->vault_name_of, *vault, client_, route->is_private);
+        const Admission& adm = admission_;
+        auto sv = [](beast::string_view s) { return std::string_view(s.data(), s.size()); };
         RequestFacts facts;
-        facts.method = std::string(req_.method_string());
-        facts.target = std::string(req_.target());
-        if (auto it = req_.find(http::field::authorization); it != req_.end())
-            facts.authorization = std::string(it->value());
+        facts.method = sv(req_.method_string());
+        facts.target = sv(req_.target());
+        if (auto it = req_.find(http::field::authorization); it != req_.end()) facts.authorization = sv(it->value());
         facts.client = client_;
         DecisionContext ctx{*vault, cfg_->identity, cfg_->catalog, *cfg_->jwt};
         Decision d = decide(ctx, facts, adm, Clock::now());
-        vault_name_ = vault->name;
         vni_ = adm.vni;
         if (!d.allow) {
             sh_->c.denied++;
@@ -282,7 +311,7 @@ private:
         up.keep_alive(true);
         up.prepare_payload();
         auto self = shared_from_this();
-        sh_->pool->forward(cfg_->upstreams[route->vault], std::move(up), cfg_->limits,
+        sh_->pool->forward(cfg_->upstreams[route_->vault], std::move(up), cfg_->limits,
                            [self](UpstreamFailure f, UpstreamPool::Response r) {
                                auto holder = std::make_shared<UpstreamPool::Response>(std::move(r));
                                net::dispatch(self->stream_.get_executor(), [self, f, holder] {
@@ -296,7 +325,7 @@ private:
             sh_->c.upstream_errors++;
             bool timeout = f == UpstreamFailure::timeout;
             auto st = timeout ? http::status::gateway_timeout : http::status::bad_gateway;
-            audit(vault_name_, vni_, decision_.operation, decision_.caller, true,
+            audit(vault_->name, vni_, decision_.operation, decision_.caller, true,
                   decision_.reason + (timeout ? ";upstream_timeout" : ";upstream_unavailable"),
                   static_cast<unsigned>(st));
             http::response<http::string_body> res{st, 11};
@@ -305,7 +334,7 @@ private:
                                     timeout ? "The vault did not answer in time." : "The vault is unavailable.");
             return send(std::move(res), !keep_alive_);
         }
-        audit(vault_name_, vni_, decision_.operation, decision_.caller, true, decision_.reason, r.result_int());
+        audit(vault_->name, vni_, decision_.operation, decision_.caller, true, decision_.reason, r.result_int());
         strip_hop_by_hop(r);
         r.version(11);
         send(std::move(r), !keep_alive_);
@@ -343,6 +372,7 @@ private:
 
     std::shared_ptr<Shared> sh_;
     std::shared_ptr<const GateConfig> cfg_;
+    std::uint64_t gen_ = 0;  // Shared::generation of cfg_
     std::shared_ptr<ssl::context> tls_;
     beast::ssl_stream<beast::tcp_stream> stream_;
     beast::flat_buffer buffer_;
@@ -351,7 +381,11 @@ private:
     http::request<http::string_body> req_;
     http::response<http::string_body> res_;
     Decision decision_;
-    std::string vault_name_;
+    // vault(): valid while routed_ (reset with every new cfg_).
+    bool routed_ = false;
+    const VaultRoute* route_ = nullptr;
+    const rules::Vault* vault_ = nullptr;
+    Admission admission_;
     std::uint32_t vni_ = 0;
     ListenKey local_;
     std::uint32_t client_ = 0;
@@ -416,14 +450,16 @@ private:
             });
             return;
         }
-        auto cfg = sh_->config();
+        std::shared_ptr<const GateConfig> cfg;
+        std::uint64_t gen = 0;
+        sh_->refresh(cfg, gen);
         if (sh_->c.active.load() >= cfg->limits.max_connections) {
             sh_->c.rejected++;
             beast::error_code ignored;
             s.close(ignored);
         } else {
             sh_->c.accepted++;
-            std::make_shared<Session>(std::move(s), sh_, std::move(cfg))->run();
+            std::make_shared<Session>(std::move(s), sh_, std::move(cfg), gen)->run();
         }
         accept();
     }
@@ -539,10 +575,7 @@ void Gate::flush_audit() { impl_->sh->audit.flush(); }
 
 std::vector<std::string> Gate::reconfigure(std::shared_ptr<const GateConfig> config) {
     auto& im = *impl_;
-    {
-        std::lock_guard lock(im.sh->mu);
-        im.sh->cfg = config;
-    }
+    im.sh->set_config(config);
     if (!im.sh->audit.open(config->audit_log))
         spdlog::error("gate: cannot open audit log {}", config->audit_log);
     std::lock_guard lock(im.lmu);
