@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -108,6 +109,9 @@ void strip_hop_by_hop(Msg& m) {
             ++it;
     }
 }
+
+// Read-buffer capacity a keep-alive connection keeps between requests.
+constexpr std::size_t kKeptReadBuffer = 8 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
@@ -313,9 +317,8 @@ private:
         auto self = shared_from_this();
         sh_->pool->forward(cfg_->upstreams[route_->vault], std::move(up), cfg_->limits,
                            [self](UpstreamFailure f, UpstreamPool::Response r) {
-                               auto holder = std::make_shared<UpstreamPool::Response>(std::move(r));
-                               net::dispatch(self->stream_.get_executor(), [self, f, holder] {
-                                   self->on_upstream(f, std::move(*holder));
+                               net::dispatch(self->stream_.get_executor(), [self, f, r = std::move(r)]() mutable {
+                                   self->on_upstream(f, std::move(r));
                                });
                            });
     }
@@ -348,12 +351,15 @@ private:
         tcp_layer().expires_after(cfg_->limits.write_timeout);
         http::async_write(stream_, res_, [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
             if (ec || close_after) return self->close();
-            // Idle until the next request: hold no message memory meanwhile.
+            // Idle until the next request: hold no message memory meanwhile,
+            // except a small read buffer (reallocating it for every request
+            // of a keep-alive connection costs more than the few KiB it
+            // keeps; a buffer grown by a large request is given back).
             self->res_ = {};
             self->req_ = {};
             self->decision_ = {};
             self->parser_.reset();
-            if (self->buffer_.size() == 0) self->buffer_.shrink_to_fit();
+            if (self->buffer_.size() == 0 && self->buffer_.capacity() > kKeptReadBuffer) self->buffer_.shrink_to_fit();
             self->first_ = false;
             self->do_read();
         });
@@ -517,8 +523,20 @@ struct Gate::Impl {
     }
 };
 
+namespace {
+// threads == 0: VW_GATE_THREADS (1-256) if set, else the hardware concurrency.
+unsigned default_threads() {
+    if (const char* e = std::getenv("VW_GATE_THREADS")) {
+        int n = std::atoi(e);
+        if (n >= 1 && n <= 256) return static_cast<unsigned>(n);
+        spdlog::warn("gate: ignoring VW_GATE_THREADS={} (expected 1-256)", e);
+    }
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+}  // namespace
+
 Gate::Gate(std::shared_ptr<const GateConfig> config, unsigned threads) {
-    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads == 0) threads = default_threads();
     impl_ = std::make_shared<Impl>(threads);
     impl_->sh->cfg = std::move(config);
 }

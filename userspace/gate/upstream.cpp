@@ -4,6 +4,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <optional>
+
 namespace vaultwall::gate {
 namespace {
 
@@ -14,8 +16,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 public:
     Exchange(std::shared_ptr<UpstreamPool> pool, Upstream up, http::request<http::string_body> req, GateLimits limits,
              UpstreamPool::Callback cb)
-        : pool_(std::move(pool)), up_(std::move(up)), req_(std::move(req)), limits_(limits), cb_(std::move(cb)),
-          resolver_(net::make_strand(pool_->ioc())) {}
+        : pool_(std::move(pool)), up_(std::move(up)), req_(std::move(req)), limits_(limits), cb_(std::move(cb)) {}
 
     void start() {
         stream_ = pool_->take(up_.key());
@@ -30,8 +31,11 @@ public:
 private:
     void connect() {
         reused_ = false;
-        stream_ = std::make_unique<beast::tcp_stream>(net::make_strand(pool_->ioc()));
-        resolver_.async_resolve(up_.host, up_.port, net::ip::resolver_base::numeric_service,
+        auto strand = net::make_strand(pool_->ioc());
+        stream_ = std::make_unique<beast::tcp_stream>(strand);
+        // Only a new connection resolves (a pooled one needs no resolver).
+        resolver_.emplace(strand);
+        resolver_->async_resolve(up_.host, up_.port, net::ip::resolver_base::numeric_service,
                                 [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
                                     if (ec) return self->finish(UpstreamFailure::unavailable);
                                     self->stream_->expires_after(self->limits_.upstream_connect_timeout);
@@ -98,7 +102,7 @@ private:
     http::request<http::string_body> req_;
     GateLimits limits_;
     UpstreamPool::Callback cb_;
-    tcp::resolver resolver_;
+    std::optional<tcp::resolver> resolver_;
     std::unique_ptr<beast::tcp_stream> stream_;
     beast::flat_buffer buffer_;
     std::optional<http::response_parser<http::string_body>> parser_;
