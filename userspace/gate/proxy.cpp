@@ -66,9 +66,7 @@ struct Shared {
 
 namespace {
 
-std::string network_info(std::uint32_t client) {
-    return "addr=" + rules::format_ipv4(client) + ";act_addr_fam=InterNetwork;";
-}
+std::string network_info(const std::string& client) { return "addr=" + client + ";act_addr_fam=InterNetwork;"; }
 
 std::string error_json(const std::string& code, const std::string& message) {
     nlohmann::json j;
@@ -139,6 +137,7 @@ private:
         client_ = remote.address().to_v4().to_uint();
         client_port_ = remote.port();
         client_str_ = rules::format_ipv4(client_);
+        network_info_ = network_info(client_str_);
         if (cfg_->admission) record_ = cfg_->admission->lookup(client_, client_port_, local_.addr, local_.port);
         sock().set_option(tcp::no_delay(true), ec);
         tcp_layer().expires_after(cfg_->limits.handshake_timeout);
@@ -310,7 +309,7 @@ private:
         http::request<http::string_body> up = std::move(req_);
         strip_hop_by_hop(up);
         up.version(11);
-        up.set("X-Forwarded-For", rules::format_ipv4(client_));
+        up.set("X-Forwarded-For", client_str_);
         up.set("X-Forwarded-Proto", "https");
         up.keep_alive(true);
         up.prepare_payload();
@@ -344,7 +343,7 @@ private:
     }
 
     void send(http::response<http::string_body> res, bool close_after) {
-        res.set("x-ms-keyvault-network-info", network_info(client_));
+        res.set("x-ms-keyvault-network-info", network_info_);
         res.keep_alive(!close_after);
         res.prepare_payload();
         res_ = std::move(res);
@@ -395,7 +394,8 @@ private:
     std::uint32_t vni_ = 0;
     ListenKey local_;
     std::uint32_t client_ = 0;
-    std::string client_str_;  // "192.0.2.9"
+    std::string client_str_;    // "192.0.2.9"
+    std::string network_info_;  // x-ms-keyvault-network-info, per connection
     std::uint16_t client_port_ = 0;
     std::optional<vw_admission> record_;
     bool first_ = true;
