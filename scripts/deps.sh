@@ -13,12 +13,19 @@ PACKAGES=(
   # tests, lab and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl jq
   netsniff-ng procps util-linux vagrant
-  nftables ipset iptables wrk nginx-light
+  nftables ipset iptables wrk nginx-light python3
 )
 # The gate's SDK test runs the official Key Vault JavaScript SDKs: Node.js 18+
 # and npm, from Debian unless the machine already has them.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+
+# --list: print the packages, one a line, and install nothing (.ci/run
+# installs them itself, so CI's install step is plain to see).
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps.sh: run as root (it installs Debian packages)" >&2
