@@ -142,7 +142,8 @@ static __always_inline __u32 stride_lookup(__u32 root, __be32 saddr)
 		b = bpf_map_lookup_elem(&vw_stride_blocks, &block);
 		if (!b)
 			return 0;
-		entry = b->entry[(addr >> (24 - 8 * level)) & 0xff];
+		entry = b->entry[(addr >> (32 - VW_STRIDE_BITS * (level + 1))) &
+				 (VW_STRIDE_FANOUT - 1)];
 		if (!(entry & VW_STRIDE_CHILD))
 			return entry;
 		block = entry & ~VW_STRIDE_CHILD;

@@ -150,7 +150,8 @@ struct vw_rule_key {
  * does not fit the blocks left is flagged VW_SCOPE_TRIE and looked up in
  * vw_rules, which always holds every rule.
  */
-#define VW_STRIDE_FANOUT 256
+#define VW_STRIDE_BITS 8             /* one level per byte of the source */
+#define VW_STRIDE_FANOUT (1u << VW_STRIDE_BITS)
 #define VW_STRIDE_LEVELS 4
 #define VW_STRIDE_CHILD (1u << 31)  /* entry: the next block is (entry & ~CHILD) */
 				     /* else entry: rule id, 0 = no rule */

@@ -11,14 +11,14 @@
 namespace vaultwall::bpfmaps {
 
 namespace {
-constexpr unsigned kStrideBits = 8;
+static_assert(VW_STRIDE_BITS * VW_STRIDE_LEVELS == 32, "the levels cover an IPv4 address");
 
 vw_scope_key scope_key(std::uint32_t set, std::uint64_t scope) {
     return {set, static_cast<std::uint32_t>(scope >> 32), static_cast<std::uint32_t>(scope)};
 }
 
 unsigned byte_at(std::uint32_t addr, unsigned level) {
-    return (addr >> (24 - kStrideBits * level)) & 0xff;
+    return (addr >> (32 - VW_STRIDE_BITS * (level + 1))) & (VW_STRIDE_FANOUT - 1);
 }
 }  // namespace
 
@@ -45,7 +45,7 @@ StrideImage build_stride_image(std::vector<StridePrefix> rules) {
         std::size_t blk = 0;
         for (unsigned level = 0; level < VW_STRIDE_LEVELS; ++level) {
             const unsigned idx = byte_at(r.addr, level);
-            const unsigned level_end = kStrideBits * (level + 1);
+            const unsigned level_end = VW_STRIDE_BITS * (level + 1);
             if (r.len <= level_end) {
                 const unsigned span = 1u << (level_end - r.len);
                 const unsigned first = idx & ~(span - 1);
