@@ -18,8 +18,7 @@
 #   tools/bench/gate.sh [--quick] [--duration S] [--repeats N] [--idle N]
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
-BIN=${VW_BIN:-$ROOT/build/bin}
+. "$(dirname "$(readlink -f "$0")")/common.sh"
 P=vwbg
 QUICK=0
 DURATION=""; REPEATS=""; IDLE=""
@@ -29,7 +28,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift ;;
     --repeats) REPEATS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
-    -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+    -h|--help) print_help "$0"; exit 0 ;;
     *) echo "gate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -42,13 +41,9 @@ fi
 CONNS=16
 
 die() { echo "gate.sh: $*" >&2; [ -n "${WORK:-}" ] && tail -n 5 "$WORK"/*.log >&2 2>/dev/null; exit 1; }
-[ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, XDP)"
-for t in wrk nginx openssl curl jq nsenter; do
-  command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh installs it)"
-done
-for b in vaultwall-loader vaultwalld vaultwallctl vaultwall-labvault; do
-  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: build first (./scripts/build.sh) or set VW_BIN"
-done
+require_root "namespaces, XDP"
+require_tools wrk nginx openssl curl jq nsenter
+require_binaries vaultwall-loader vaultwalld vaultwallctl vaultwall-labvault
 
 WORK=$(mktemp -d /tmp/vw-gate.XXXXXX)
 chmod 755 "$WORK"

@@ -33,8 +33,7 @@
 # removed on every exit path.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
-BIN=${VW_BIN:-$ROOT/build/bin}
+. "$(dirname "$(readlink -f "$0")")/common.sh"
 P=vwbw
 VAULTS=16
 QUICK=0
@@ -47,7 +46,7 @@ while [ $# -gt 0 ]; do
     --sizes) SIZES=$2; shift ;;
     --repeats) REPEATS=$2; shift ;;
     --packets) PACKETS=$2; shift ;;
-    -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+    -h|--help) print_help "$0"; exit 0 ;;
     *) echo "wire.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -61,13 +60,9 @@ IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 VARIANTS=(floor vaultwall nft ipset none)
 
 die() { echo "wire.sh: $*" >&2; exit 1; }
-[ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, XDP, nftables)"
-for t in trafgen nft ipset iptables clang nsenter jq awk; do
-  command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh installs it)"
-done
-for b in vaultwall-loader vaultwalld vaultwallctl; do
-  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: build first (./scripts/build.sh) or set VW_BIN"
-done
+require_root "namespaces, XDP, nftables"
+require_tools trafgen nft ipset iptables clang nsenter jq awk
+require_binaries vaultwall-loader vaultwalld vaultwallctl
 # iptables: the legacy raw table if this kernel has it (the XDP paper's
 # baseline), else iptables-nft.
 IPT=iptables

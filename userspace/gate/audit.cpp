@@ -14,8 +14,12 @@ namespace vaultwall::gate {
 namespace {
 
 // A JSON string exactly as nlohmann::json::dump(-1, ' ', false, replace)
-// writes it. Pure ASCII (nearly every field) is escaped here; anything with
-// a byte >= 0x80 goes through nlohmann for its UTF-8 validation/replacement.
+// writes it. Written by hand because building an nlohmann::json object and
+// dumping it for every request was ~8% of the gate's CPU in the profile
+// (docs/benchmarks.md, "Gate"), and nlohmann has no public function that
+// escapes one string. Pure ASCII (nearly every field) is escaped here; any
+// byte >= 0x80 goes through nlohmann for its UTF-8 validation/replacement.
+// tests/gate/test_audit.cpp checks the bytes against nlohmann's.
 void append_string(std::string& out, std::string_view s) {
     for (unsigned char c : s)
         if (c >= 0x80) {
