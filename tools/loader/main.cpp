@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bpfmaps/datapath.hpp"
 #include "daemon/attach.hpp"
 
 using namespace vaultwall::daemon;
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
     a->add_option("--lookup-blocks", lookup_blocks,
                   "stride-table blocks (1 KiB each) per rule set; scopes that do not fit use the slower "
                   "trie (default 16384)")
-        ->check(CLI::Range(1u, 1u << 22));
+        ->check(CLI::Range(1u, vaultwall::bpfmaps::kMaxLookupBlocks));
 
     auto* d = app.add_subcommand("detach", "detach vaultwall from IFACE and remove its pins");
     d->add_option("--dev", dev, "interface")->required();

@@ -86,9 +86,9 @@ std::unique_ptr<Datapath> Datapath::open(const LoadOptions& opts) {
         bpf_map__set_max_entries(dp->skel_->maps.vw_rule_hits, dp->max_rules_))
         throw_errno("sizing the rule maps");
     dp->lookup_blocks_ = opts.lookup_blocks ? opts.lookup_blocks : VW_DEFAULT_STRIDE_BLOCKS;
-    // Block indexes carry a flag bit; the map also has to stay addressable.
-    if (dp->lookup_blocks_ > (1u << 22))
-        throw std::invalid_argument("lookup_blocks must be at most 4194304 per rule set");
+    if (dp->lookup_blocks_ > kMaxLookupBlocks)
+        throw std::invalid_argument("lookup_blocks must be at most " + std::to_string(kMaxLookupBlocks) +
+                                    " per rule set");
     if (bpf_map__set_max_entries(dp->skel_->maps.vw_stride_blocks, VW_SETS * dp->lookup_blocks_))
         throw_errno("sizing the stride-table blocks");
     return dp;

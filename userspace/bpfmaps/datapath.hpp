@@ -23,6 +23,10 @@ const char* map_name(Map m);
 inline constexpr const char* kMainProgPin = "prog_main";
 inline constexpr const char* kExplainProgPin = "prog_explain";
 
+// Stride-table blocks per rule set: at most this many (block indexes must
+// stay clear of VW_STRIDE_CHILD, and the map addressable).
+inline constexpr std::uint32_t kMaxLookupBlocks = 1u << 22;
+
 struct LoadOptions {
     std::uint32_t max_rules = 0;  // 0: the ABI default (VW_DEFAULT_MAX_RULES)
     // Stride-table blocks (1 KiB each) per rule set; 0: VW_DEFAULT_STRIDE_BLOCKS.

@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "bpfmaps/datapath.hpp"
 #include "daemon/daemon.hpp"
 
 using namespace vaultwall::daemon;
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
     app.add_option("--max-rules", o.max_rules, "rule capacity for --attach (default 1048576)");
     app.add_option("--lookup-blocks", o.lookup_blocks,
                    "stride-table blocks (1 KiB) per rule set for --attach (default 16384)")
-        ->check(CLI::Range(1u, 1u << 22));
+        ->check(CLI::Range(1u, vaultwall::bpfmaps::kMaxLookupBlocks));
     app.add_option("--group", group, "group whose members may reload besides root (socket 0660)");
     app.add_option("--log-level", level, "trace, debug, info, warn, error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
