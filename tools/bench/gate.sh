@@ -92,31 +92,14 @@ ns c ip route add 203.0.113.0/24 dev eth0
 ns c ip route add 198.18.0.0/24 dev eth0
 
 # ------------------------------------------------------------ PKI and token
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-hex_to_bin() { sed 's/../\\x&/g' | xargs -0 printf '%b'; }
+# The lab's PKI and token tool (tools/labvault/lab_pki.cpp); the rules below
+# give the "app" identity's oid its access policy.
 D=$WORK/pki
-mkdir -p "$D"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vaultwall bench CA" \
-  -keyout "$D/ca.key" -out "$D/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=bench.vault.lab" -keyout "$D/vault.key" -out "$D/vault.csr" 2>/dev/null
-printf 'subjectAltName=DNS:bench.vault.lab,IP:203.0.113.1,IP:203.0.113.2\nextendedKeyUsage=serverAuth\n' > "$D/san.ext"
-openssl x509 -req -in "$D/vault.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial -days 2 \
-  -extfile "$D/san.ext" -out "$D/vault.pem" 2>/dev/null
-openssl genrsa -out "$D/issuer.key" 2048 2>/dev/null
-N=$(openssl rsa -in "$D/issuer.key" -noout -modulus | cut -d= -f2 | tr -d '\n' | hex_to_bin | b64url)
-printf '{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"bench-1","n":"%s","e":"AQAB"}]}\n' "$N" > "$D/jwks.json"
+"$BIN/vaultwall-labvault" pki --dir "$D" --days 2 --san DNS:bench.vault.lab --san IP:203.0.113.1 --san IP:203.0.113.2
 TENANT=3f1c9a52-7d0e-4b8a-9c11-5e2f0a6d4b10
 ISSUER=https://sts.lab.test/$TENANT/
 OID=6b0c8d8e-0000-4000-8000-000000000001
-mint_token() {  # as tools/vaultwall-lab does
-  local now header payload sig
-  now=$(date +%s)
-  header=$(printf '{"alg":"RS256","typ":"JWT","kid":"bench-1"}' | b64url)
-  payload=$(printf '{"iss":"%s","aud":"https://vault.azure.net","tid":"%s","oid":"%s","appid":"a1b2c3d4-0000-4000-8000-00000000a001","sub":"%s","iat":%d,"nbf":%d,"exp":%d}' \
-    "$ISSUER" "$TENANT" "$OID" "$OID" "$now" "$now" $((now + 7200)) | b64url)
-  sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$D/issuer.key" | b64url)
-  printf '%s.%s.%s\n' "$header" "$payload" "$sig"
-}
+mint_token() { "$BIN/vaultwall-labvault" mint --key "$D/issuer.key" --id app --ttl 7200; }
 TOKEN=$(mint_token)
 # Same header and payload, a signature that does not verify (its first
 # character changed): never cached, so every request is verified in full.

@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "lab_pki.hpp"
 #include "store.hpp"
 
 namespace net = boost::asio;
@@ -80,7 +81,9 @@ void serve(tcp::socket sock, labvault::Store& store) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"vaultwall-labvault: a Key Vault REST-compatible stand-in vault for labs and tests (plain HTTP)"};
+    if (argc > 1 && labvault::is_pki_command(argv[1])) return labvault::run_pki_command(argc - 1, argv + 1);
+    CLI::App app{"vaultwall-labvault: a Key Vault REST-compatible stand-in vault for labs and tests (plain HTTP). "
+                 "Also `vaultwall-labvault pki|jwks|mint --help`: the lab's certificates, JWKS and tokens"};
     std::string listen, data;
     app.add_option("--listen", listen, "IP:PORT to listen on (e.g. 127.0.0.1:8200)")->required();
     app.add_option("--data", data, "directory where secrets and keys are persisted")->required();

@@ -16,33 +16,19 @@ set -euo pipefail
 . "${VW_PROVISION_DIR:-/tmp/vaultwall-provision}/lib.sh"   # uploaded by the Vagrantfile
 SRC=${VW_SRC:-/opt/vaultwall}
 ETC=${VW_ETC:-/etc/vaultwall}
+BIN=${VW_BIN:-/usr/local/bin}
+LOG_DIR=${VW_LOG_DIR:-/var/log/vaultwall}
 
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-hex_to_bin() { sed 's/../\\x&/g' | xargs -0 printf '%b'; }
-
-# The lab's PKI, as tools/vaultwall-lab makes it at `up` (valid 30 days here).
+# The lab's PKI, as tools/vaultwall-lab makes it at `up` (valid 30 days here),
+# with the same tool (vaultwall-labvault pki; tests/vagrant checks its output).
 make_pki() {
-  local d=$1
-  mkdir -p "$d"
-  chmod 700 "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=vaultwall lab CA" \
-    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=contoso-prod.vault.lab" \
-    -keyout "$d/vault.key" -out "$d/vault.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:contoso-prod.vault.lab,DNS:contoso-cmk.vault.lab,IP:203.0.113.10,IP:203.0.113.20,IP:198.19.1.100\nextendedKeyUsage=serverAuth\n' > "$d/san.ext"
-  openssl x509 -req -in "$d/vault.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-    -days 30 -extfile "$d/san.ext" -out "$d/vault.pem" 2>/dev/null
-  # The lab token issuer: an RSA key and its JWKS (kid lab-1).
-  openssl genrsa -out "$d/issuer.key" 2048 2>/dev/null
-  local n
-  n=$(openssl rsa -in "$d/issuer.key" -noout -modulus | cut -d= -f2 | hex_to_bin | b64url)
-  printf '{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"lab-1","n":"%s","e":"AQAB"}]}\n' "$n" > "$d/jwks.json"
-  chmod 600 "$d"/*.key
-  chmod 644 "$d/ca.pem"
+  "$BIN/vaultwall-labvault" pki --dir "$1" --days 30 \
+    --san DNS:contoso-prod.vault.lab --san DNS:contoso-cmk.vault.lab \
+    --san IP:203.0.113.10 --san IP:203.0.113.20 --san IP:198.19.1.100
 }
 
 install_config() {
-  mkdir -p "$ETC" /var/log/vaultwall
+  mkdir -p "$ETC" "$LOG_DIR"
   if [ -f "$ETC/rules.yaml" ]; then
     say "keeping $ETC/rules.yaml"
   else
