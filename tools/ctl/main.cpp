@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cmd_import.hpp"
 #include "bpfmaps/datapath.hpp"
 #include "bpfmaps/installer.hpp"
 #include "common/reasons.hpp"
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
 
     auto* status = app.add_subcommand("status", "daemon, interfaces, generation, reloads");
     status->add_flag("--json", json, "JSON");
+    auto import = vaultwall::ctl::add_import_command(app);
 
     try {
         app.parse(argc, argv);
@@ -143,6 +145,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    if (import.command->parsed()) return import.run();
     try {
         if (reload->parsed()) {
             Json req = {{"cmd", "reload"}};
