@@ -14,6 +14,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl jq
   netsniff-ng procps util-linux vagrant
   nftables ipset iptables wrk nginx-light python3
+  # fleet: etcd servers for the tests, and the etcd v3 protos + gRPC to build the client
+  etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
+  golang-github-grpc-ecosystem-grpc-gateway-dev protobuf-compiler protobuf-compiler-grpc libgrpc++-dev
+  libprotobuf-dev
 )
 # The gate's SDK test runs the official Key Vault JavaScript SDKs: Node.js 18+
 # and npm, from Debian unless the machine already has them.

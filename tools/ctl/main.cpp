@@ -17,6 +17,7 @@
 #include "daemon/attach.hpp"
 #include "daemon/control.hpp"
 #include "daemon/stats.hpp"
+#include "commands.hpp"
 
 using namespace vaultwall;
 using namespace vaultwall::daemon;
@@ -136,6 +137,9 @@ int main(int argc, char** argv) {
     status->add_flag("--json", json, "JSON");
     auto import = vaultwall::ctl::add_import_command(app);
 
+    const ctl::Globals globals{socket, pin_root};
+    const std::vector<ctl::Runner> commands = {ctl::add_publish(app, globals), ctl::add_fleet(app, globals)};
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -147,6 +151,8 @@ int main(int argc, char** argv) {
 
     if (import.command->parsed()) return import.run();
     try {
+        for (const auto& run : commands)
+            if (auto rc = run()) return *rc;
         if (reload->parsed()) {
             Json req = {{"cmd", "reload"}};
             if (!file.empty()) req["file"] = std::filesystem::absolute(file).lexically_normal().string();
