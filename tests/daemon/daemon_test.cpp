@@ -46,7 +46,8 @@ TEST_P(LoaderTest, AttachDetachStatus) {
     ASSERT_EQ(a.rc, 0) << a.out;
     EXPECT_TRUE(contains(a.out, "attached vaultwall to vr0 in " + mode + " mode")) << a.out;
     EXPECT_TRUE(fs::exists(lab.pin_root + "/vr0/prog_main"));
-    EXPECT_TRUE(fs::exists(lab.pin_root + "/vr0/vw_vault_names"));
+    for (const auto& m : vaultwall::bpfmaps::kMaps)
+        EXPECT_TRUE(fs::exists(lab.pin_root + "/vr0/" + m.name)) << m.name << " (" << m.role << ") not pinned";
 
     auto ipl = run(lab.in_r("ip link show vr0"));
     EXPECT_TRUE(contains(ipl.out, mode == "skb" ? "xdpgeneric" : "xdp ")) << ipl.out;

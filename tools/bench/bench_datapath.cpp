@@ -187,8 +187,7 @@ json bench_datapath_size(std::size_t n, bool vxlan, std::size_t packets, int swe
         vw.push_back(base.ns_per_packet(dp->main_prog_fd(), 2));
     }
     std::uint64_t mem = 0;
-    for (int m = 0; m < static_cast<int>(bpfmaps::Map::count_); ++m)
-        mem += map_memlock(dp->map_fd(static_cast<bpfmaps::Map>(m)));
+    for (const auto& m : bpfmaps::kMaps) mem += map_memlock(dp->map_fd(m.map));
     json j = {{"rules", n},
               {"encap", vxlan ? "vxlan" : "plain"},
               {"packets", base.flows},

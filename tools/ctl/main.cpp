@@ -91,7 +91,7 @@ Counters counters_of(const Json& j) {
     return c;
 }
 
-std::string opt_str(const Json& j) { return j.is_null() ? "-" : j.is_string() ? j.get<std::string>() : j.dump(); }
+std::string opt_str(const Json& j) { return j.is_null() ? "-" : j.is_string() ? j.get<std::string>() : dump_json(j); }
 
 }  // namespace
 
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
                 bool from_pins = false;
                 Json s = stats_once(socket, pin_root, dev, from_pins);
                 if (json) {
-                    std::cout << (watch > 0 ? s.dump() : s.dump(2)) << std::endl;
+                    std::cout << (watch > 0 ? dump_json(s) : dump_json(s, 2)) << std::endl;
                 } else {
                     if (watch > 0 && isatty(1)) std::cout << "\033[H\033[2J";
                     if (from_pins && (first || watch > 0))
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
                 if (!json) std::cout << "(vaultwalld is not running: read from the pinned maps)\n";
             }
             if (json) {
-                std::cout << arr.dump(2) << "\n";
+                std::cout << dump_json(arr, 2) << "\n";
                 return 0;
             }
             rows.clear();
@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
             if (json) {
                 Json out = e;
                 out.erase("dev");
-                std::cout << out.dump() << "\n";
+                std::cout << dump_json(out) << "\n";
                 return 0;
             }
             const Json& ref = e["reference"];
@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
                 Json arr = Json::array();
                 for (const auto& x : interface_status(pin_root)) arr.push_back(to_json(x));
                 if (json) {
-                    std::cout << Json{{"daemon", "not running"}, {"interfaces", arr}}.dump(2) << "\n";
+                    std::cout << dump_json({{"daemon", "not running"}, {"interfaces", arr}}, 2) << "\n";
                 } else {
                     std::cout << e.what() << "\n";
                     for (const auto& x : arr)
@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
             }
             s.erase("ok");
             if (json) {
-                std::cout << s.dump(2) << "\n";
+                std::cout << dump_json(s, 2) << "\n";
                 return 0;
             }
             std::printf("vaultwalld pid %d, up %llds, config %s\n", s.value("pid", 0),
@@ -294,7 +294,7 @@ int main(int argc, char** argv) {
                             x.value("prog_id", 0u), x.value("generation", 0ull));
             std::printf("metrics: %s\n", opt_str(s["metrics"]).c_str());
             if (s["gate"].is_null()) std::printf("gate: not configured\n");
-            else std::printf("gate: %s\n", s["gate"].dump().c_str());
+            else std::printf("gate: %s\n", dump_json(s["gate"]).c_str());
             return 0;
         }
     } catch (const std::exception& e) {

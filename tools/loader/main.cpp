@@ -6,6 +6,7 @@
 
 #include "bpfmaps/datapath.hpp"
 #include "daemon/attach.hpp"
+#include "daemon/control.hpp"
 
 using namespace vaultwall::daemon;
 
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
         if (json) {
             Json arr = Json::array();
             for (const auto& x : st) arr.push_back(to_json(x));
-            std::cout << Json{{"pin_dir", pin_root}, {"interfaces", arr}}.dump(2) << "\n";
+            std::cout << dump_json({{"pin_dir", pin_root}, {"interfaces", arr}}, 2) << "\n";
             return 0;
         }
         if (st.empty()) {

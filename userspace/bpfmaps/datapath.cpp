@@ -22,35 +22,14 @@ namespace vaultwall::bpfmaps {
 
 namespace fs = std::filesystem;
 
-const char* map_name(Map m) {
-    static const char* const names[] = {
-        "vw_state",          "vw_config",          "vw_vaults",       "vw_endpoints",
-        "vw_protected_addrs", "vw_rules",          "vw_vteps",        "vw_global_counters",
-        "vw_vault_counters", "vw_rule_hits",       "vw_vault_names",  "vw_admissions",
-        "vw_scopes",         "vw_stride_blocks",
-    };
-    static_assert(sizeof(names) / sizeof(names[0]) == static_cast<int>(Map::count_));
-    return names[static_cast<int>(m)];
-}
-
 namespace {
 
 bpf_map* skel_map(vaultwall_bpf* s, Map m) {
     switch (m) {
-        case Map::state: return s->maps.vw_state;
-        case Map::config: return s->maps.vw_config;
-        case Map::vaults: return s->maps.vw_vaults;
-        case Map::endpoints: return s->maps.vw_endpoints;
-        case Map::protected_addrs: return s->maps.vw_protected_addrs;
-        case Map::rules: return s->maps.vw_rules;
-        case Map::vteps: return s->maps.vw_vteps;
-        case Map::global_counters: return s->maps.vw_global_counters;
-        case Map::vault_counters: return s->maps.vw_vault_counters;
-        case Map::rule_hits: return s->maps.vw_rule_hits;
-        case Map::vault_names: return s->maps.vw_vault_names;
-        case Map::admissions: return s->maps.vw_admissions;
-        case Map::scopes: return s->maps.vw_scopes;
-        case Map::stride_blocks: return s->maps.vw_stride_blocks;
+#define VW_MAP_CASE(e, name, key, value, role) \
+    case Map::e: return s->maps.name;
+        VW_MAP_LIST(VW_MAP_CASE)
+#undef VW_MAP_CASE
         case Map::count_: break;
     }
     throw std::logic_error("unknown map");
@@ -111,8 +90,7 @@ void Datapath::load() {
 void Datapath::adopt_loaded() { collect_fds(); }
 
 void Datapath::collect_fds() {
-    for (int i = 0; i < static_cast<int>(Map::count_); ++i)
-        map_fds_[i] = bpf_map__fd(skel_map(skel_, static_cast<Map>(i)));
+    for (const auto& m : kMaps) map_fds_[static_cast<int>(m.map)] = bpf_map__fd(skel_map(skel_, m.map));
     main_prog_fd_ = bpf_program__fd(skel_->progs.xdp_vaultwall);
     explain_prog_fd_ = bpf_program__fd(skel_->progs.xdp_vw_explain);
     owns_fds_ = false;
@@ -122,10 +100,11 @@ std::unique_ptr<Datapath> Datapath::open_pinned(const std::string& dir) {
     std::unique_ptr<Datapath> dp(new Datapath());
     dp->owns_fds_ = true;
     for (int i = 0; i < static_cast<int>(Map::count_); ++i) dp->map_fds_[i] = -1;
-    for (int i = 0; i < static_cast<int>(Map::count_); ++i) {
-        auto path = dir + "/" + map_name(static_cast<Map>(i));
-        dp->map_fds_[i] = bpf_obj_get(path.c_str());
-        if (dp->map_fds_[i] < 0) throw_errno("opening pinned map " + path);
+    for (const auto& m : kMaps) {
+        auto path = dir + "/" + m.name;
+        int& fd = dp->map_fds_[static_cast<int>(m.map)];
+        fd = bpf_obj_get(path.c_str());
+        if (fd < 0) throw_errno("opening pinned map " + path);
     }
     dp->main_prog_fd_ = bpf_obj_get((dir + "/" + kMainProgPin).c_str());
     if (dp->main_prog_fd_ < 0) throw_errno("opening pinned program " + dir + "/" + kMainProgPin);
@@ -151,9 +130,9 @@ bpf_object* Datapath::object() const { return skel_ ? skel_->obj : nullptr; }
 
 void Datapath::pin(const std::string& dir) const {
     fs::create_directories(dir);
-    for (int i = 0; i < static_cast<int>(Map::count_); ++i) {
-        auto path = dir + "/" + map_name(static_cast<Map>(i));
-        if (bpf_obj_pin(map_fds_[i], path.c_str()) != 0) throw_errno("pinning " + path);
+    for (const auto& m : kMaps) {
+        auto path = dir + "/" + m.name;
+        if (bpf_obj_pin(map_fd(m.map), path.c_str()) != 0) throw_errno("pinning " + path);
     }
     for (auto [fd, name] : {std::pair{main_prog_fd_, kMainProgPin},
                             std::pair{explain_prog_fd_, kExplainProgPin}}) {
@@ -164,8 +143,7 @@ void Datapath::pin(const std::string& dir) const {
 
 void Datapath::unpin(const std::string& dir) {
     std::error_code ec;
-    for (int i = 0; i < static_cast<int>(Map::count_); ++i)
-        fs::remove(dir + "/" + map_name(static_cast<Map>(i)), ec);
+    for (const auto& m : kMaps) fs::remove(dir + "/" + m.name, ec);
     fs::remove(dir + "/" + kMainProgPin, ec);
     fs::remove(dir + "/" + kExplainProgPin, ec);
     fs::remove(dir, ec);  // only when empty

@@ -2,23 +2,41 @@
 // binary) or reopened from pins. Knows nothing of YAML or of rule semantics.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "bpfmaps/map_list.hpp"
 
 struct bpf_object;
 struct vaultwall_bpf;  // generated skeleton
 
 namespace vaultwall::bpfmaps {
 
-// Every map of bpf/maps.h, in one place. The pinned file of a map is its name.
+// Every map of bpf/maps.h (the list is bpfmaps/map_list.hpp).
 enum class Map {
-    state, config, vaults, endpoints, protected_addrs, rules, vteps,
-    global_counters, vault_counters, rule_hits, vault_names, admissions,
-    scopes, stride_blocks,
+#define VW_MAP_ENUM(e, name, key, value, role) e,
+    VW_MAP_LIST(VW_MAP_ENUM)
+#undef VW_MAP_ENUM
     count_  // not a map
 };
-const char* map_name(Map m);
+
+struct MapInfo {
+    Map map;
+    const char* name;  // in the BPF object, and the pinned file's name
+    std::size_t key_size, value_size;
+    const char* role;
+};
+inline constexpr MapInfo kMaps[] = {
+#define VW_MAP_INFO(e, name, key, value, role) {Map::e, #name, sizeof(key), sizeof(value), role},
+    VW_MAP_LIST(VW_MAP_INFO)
+#undef VW_MAP_INFO
+};
+static_assert(sizeof(kMaps) / sizeof(kMaps[0]) == static_cast<std::size_t>(Map::count_));
+
+inline const MapInfo& map_info(Map m) { return kMaps[static_cast<int>(m)]; }
+inline const char* map_name(Map m) { return map_info(m).name; }
 
 inline constexpr const char* kMainProgPin = "prog_main";
 inline constexpr const char* kExplainProgPin = "prog_explain";

@@ -68,6 +68,10 @@ bool write_all(int fd, const std::string& s) {
 
 }  // namespace
 
+std::string dump_json(const Json& j, int indent) {
+    return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
 bool Peer::in_group(gid_t g) const {
     return gid == g || std::find(groups.begin(), groups.end(), g) != groups.end();
 }
@@ -153,13 +157,21 @@ void ControlServer::accept_loop() {
         int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
         if (active_.load() >= kMaxClients) {
-            write_all(fd, Json{{"ok", false}, {"error", "too many control connections"}}.dump() + "\n");
+            write_all(fd, dump_json({{"ok", false}, {"error", "too many control connections"}}) + "\n");
             ::close(fd);
             continue;
         }
         ++active_;
         std::thread([this, fd] {
-            serve(fd);
+            // Nothing a peer sends may end the daemon: an exception leaving
+            // this thread would std::terminate it, gate and all.
+            try {
+                serve(fd);
+            } catch (const std::exception& e) {
+                spdlog::error("control connection: {}", e.what());
+            } catch (...) {
+                spdlog::error("control connection: unexpected exception");
+            }
             ::close(fd);
             std::lock_guard lk(mu_);
             --active_;
@@ -202,11 +214,13 @@ void ControlServer::serve(int fd) {
                 answer = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
             } catch (const std::exception& e) {
                 answer = {{"ok", false}, {"error", e.what()}};
+            } catch (...) {
+                answer = {{"ok", false}, {"error", "internal error"}};
             }
-            if (!write_all(fd, answer.dump() + "\n")) return;
+            if (!write_all(fd, dump_json(answer) + "\n")) return;
         }
         if (buf.size() > kMaxLine) {
-            write_all(fd, Json{{"ok", false}, {"error", "request line too long"}}.dump() + "\n");
+            write_all(fd, dump_json({{"ok", false}, {"error", "request line too long"}}) + "\n");
             return;
         }
     }
@@ -229,7 +243,7 @@ Json control_request(const std::string& path, const Json& request,
                                      " (run as root or as a member of the daemon's control group)");
         throw std::runtime_error(errno_str("cannot connect to " + path));
     }
-    if (!write_all(fd, request.dump() + "\n"))
+    if (!write_all(fd, dump_json(request) + "\n"))
         throw std::runtime_error(errno_str("cannot send to " + path));
     std::string buf;
     char chunk[65536];

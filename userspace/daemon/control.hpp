@@ -27,6 +27,12 @@ using Json = nlohmann::ordered_json;
 
 inline constexpr const char* kDefaultSocket = "/run/vaultwall/ctl.sock";
 
+// Every JSON the daemon and vaultwallctl write goes through this. Strings
+// that are not UTF-8 (a Latin-1 vault name, a path, a diagnostic quoting a
+// rule file's bytes) have each bad byte replaced by U+FFFD rather than
+// throwing: an answer or a status line must never fail to be written.
+std::string dump_json(const Json& j, int indent = -1);
+
 struct Peer {
     pid_t pid = 0;
     uid_t uid = 0;

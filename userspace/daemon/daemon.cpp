@@ -459,7 +459,7 @@ Json Daemon::explain(const Json& req) {
                {"dev", i->dev}};
     if (!agree)
         spdlog::warn("explain: kernel and reference disagree for src {} vni {} dst {} {}: kernel {} vs {}",
-                     rules::format_ipv4(*src), vni, dst_s, proto, reason_name(kreason), ref.dump());
+                     rules::format_ipv4(*src), vni, dst_s, proto, reason_name(kreason), dump_json(ref));
     return {{"ok", true}, {"explain", ex}};
 }
 
