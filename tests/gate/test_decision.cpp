@@ -276,3 +276,21 @@ TEST_F(DecisionTest, AuditLineHasEveryField) {
     EXPECT_EQ(j["operation"], "secrets/get");
     EXPECT_EQ(j["reason"], "not_trusted_service");
 }
+
+// Issue 17 item 1: a vault's location (any config string) that is not UTF-8
+// is quoted in the Key Vault message; the JSON body replaces the bad byte
+// (U+FFFD) instead of throwing out of the I/O thread.
+TEST_F(DecisionTest, InvalidUtf8InConfigIsReplacedInTheBody) {
+    v.location = "caf\xe9";
+    auto d = run(adm(VW_PASS_IP_RULE), "DELETE", "/secrets/db?api-version=7.4", bearer(base_claims()));
+    EXPECT_EQ(d.status, 403u);
+    std::string text;
+    ASSERT_NO_THROW(text = d.body());
+    auto j = json::parse(text);
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("contoso-prod;location=caf\xef\xbf\xbd'"),
+              std::string::npos)
+        << text;
+    v.location = "lab";
+    v.name = "bad\xff";
+    EXPECT_NO_THROW(json::parse(run(adm(VW_PASS_IP_RULE), "DELETE", "/secrets/db", bearer(base_claims())).body()));
+}

@@ -1,6 +1,7 @@
 // JWT validation: every refusal of SPEC §5.2, at the validator and through
 // decide() (401 + the right WWW-Authenticate).
 #include <gtest/gtest.h>
+#include <limits>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -284,4 +285,35 @@ TEST(Jwks, RejectsGarbage) {
                                b64url_encode(std::string(32, '\x02')) + R"("}]})"),
                  JwksError);
     EXPECT_THROW(KeySet::load_file("/nonexistent/jwks.json"), JwksError);
+}
+
+// Issue 17 item 6: a time claim is an integer in the int64 range. Beyond it
+// (or with a fraction) the former double-to-int64 cast was undefined and
+// wrapped: nbf=1e300 counted as long valid, exp=2^64-1 as expired.
+TEST_F(Jwt, TimeClaimsOutOfRangeOrNonIntegralAreInvalidTokens) {
+    const json odd[] = {1e300, -1e300, 1e19, 9223372036854775808.0 /* 2^63 */,
+                        json(std::uint64_t{9223372036854775808u}) /* 2^63, as an unsigned */,
+                        json(std::uint64_t{18446744073709551615u}) /* 2^64-1 */, json(double(now_s() - 10) + 0.5)};
+    for (const char* claim : {"nbf", "exp", "iat"}) {
+        for (const auto& value : odd) {
+            SCOPED_TRACE(std::string(claim) + "=" + value.dump());
+            auto c = base_claims();
+            c[claim] = value;
+            EXPECT_EQ(check(token(c)).error, JwtError::malformed);
+            expect_401_invalid(token(c), "malformed_token");
+        }
+    }
+    // The edges of the range are plain numbers: no overflow adding the skew.
+    auto c = base_claims();
+    c["exp"] = std::numeric_limits<std::int64_t>::max();
+    EXPECT_TRUE(check(token(c)).ok());
+    c = base_claims();
+    c["nbf"] = std::numeric_limits<std::int64_t>::min();
+    EXPECT_TRUE(check(token(c)).ok());
+    c = base_claims();
+    c["nbf"] = std::numeric_limits<std::int64_t>::max();
+    EXPECT_EQ(check(token(c)).error, JwtError::not_yet_valid);
+    c = base_claims();
+    c["exp"] = double(now_s() + 600);  // integral, if written as a float
+    EXPECT_TRUE(check(token(c)).ok());
 }

@@ -107,3 +107,33 @@ TEST(Labvault, RestartLosesNothing) {
     stop(pid);
     run("rm -rf '" + dir + "'");
 }
+
+// Issue 17 item 14: object names are case-insensitive, as in Key Vault (and
+// in the gate's scope check): /secrets/ALLOWED is /secrets/allowed, one
+// secret whose name keeps the spelling it was created with.
+TEST(Labvault, NamesAreCaseInsensitive) {
+    char tmpl[] = "/tmp/vwlabvault-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    std::string dir = tmpl, listen = "127.0.0.1:" + std::to_string(20000 + (getpid() + 7) % 20000),
+                base = "http://" + listen;
+    pid_t pid = start(listen, dir);
+    std::string put = run("curl -sS --max-time 5 -X PUT -d '{\"value\":\"v1\"}' " + base + "/secrets/allowed");
+    ASSERT_NE(put.find("\"value\":\"v1\""), std::string::npos) << put;
+    std::string get = run("curl -sS --max-time 5 " + base + "/secrets/ALLOWED");
+    EXPECT_NE(get.find("\"value\":\"v1\""), std::string::npos) << get;
+    EXPECT_NE(get.find("/secrets/allowed/"), std::string::npos) << get;
+    run("curl -sS --max-time 5 -X PUT -d '{\"value\":\"v2\"}' " + base + "/secrets/Allowed");
+    std::string versions = run("curl -sS --max-time 5 " + base + "/secrets/aLLowed/versions");
+    EXPECT_EQ(std::count(versions.begin(), versions.end(), '{'), 2 * 3 + 1) << versions;  // two items
+    std::string list = run("curl -sS --max-time 5 " + base + "/secrets");
+    EXPECT_EQ(list.find("/secrets/Allowed"), std::string::npos) << list;
+    std::string key = run("curl -sS --max-time 10 -X POST -d '{\"kty\":\"RSA\"}' " + base + "/keys/Cmk/create");
+    ASSERT_NE(key.find("\"kty\":\"RSA\""), std::string::npos) << key;
+    std::string wrapped = run("curl -sS --max-time 5 -X POST -d '{\"alg\":\"RSA-OAEP\",\"value\":\"AAECAw\"}' " + base +
+                              "/keys/CMK/wrapkey");
+    EXPECT_NE(wrapped.find("/keys/Cmk/"), std::string::npos) << wrapped;
+    std::string del = run("curl -sS --max-time 5 -X DELETE " + base + "/secrets/ALLOWED");
+    EXPECT_NE(run("curl -sS --max-time 5 " + base + "/secrets/allowed").find("SecretNotFound"), std::string::npos);
+    stop(pid);
+    run("rm -rf '" + dir + "'");
+}

@@ -100,3 +100,22 @@ TEST(OperationsCase, PathLiteralsAreCaseInsensitive) {
     EXPECT_EQ(op->name, "keys/wrapKey");
     EXPECT_EQ(op->scope(), "/keys/K1");
 }
+
+// Issue 17 item 2: the path ends at '?' only. A '#' is no delimiter a request
+// target may hold, so "x1#/../../keys/k" is one (invalid) name, never
+// secrets/get of x1 with a tail the upstream resolves.
+TEST(OperationsReject, FragmentIsPartOfNoOperation) {
+    EXPECT_FALSE(classify("GET", "/secrets/x1#/../../keys/k"));
+    EXPECT_FALSE(classify("POST", "/keys/k/wrapkey#/../unwrapkey"));
+    EXPECT_FALSE(classify("GET", "/secrets/x1#frag"));
+    EXPECT_FALSE(classify("GET", "/secrets#/x"));
+}
+
+// The target the gate forwards is the one it classified, normalised: the
+// path's segments joined by '/', then the query as sent.
+TEST(OperationsTarget, ForwardedTargetIsTheNormalisedOne) {
+    EXPECT_EQ(classify("GET", "/secrets/db/?api-version=7.4")->target, "/secrets/db?api-version=7.4");
+    EXPECT_EQ(classify("GET", "/secrets/db")->target, "/secrets/db");
+    EXPECT_EQ(classify("POST", "/keys/k1/abc/wrapkey?api-version=7.4")->target, "/keys/k1/abc/wrapkey?api-version=7.4");
+    EXPECT_EQ(classify("GET", "/secrets?")->target, "/secrets?");
+}

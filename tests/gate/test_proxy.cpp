@@ -1,6 +1,7 @@
 // The real proxy over TLS on loopback: curl and raw TLS clients against the
 // gate, with vaultwall-labvault (or a test server) as the upstream.
 #include <signal.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,7 +10,10 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -99,6 +103,79 @@ private:
     std::thread th_;
 };
 
+// Stands in for a vault that records what reaches it: every request (head
+// and body, as received) and answers 200 "{}" on a keep-alive connection.
+class RecordingServer {
+public:
+    RecordingServer() : acc_(ioc_) {
+        acc_.open(tcp::v4());
+        acc_.set_option(net::socket_base::reuse_address(true));
+        acc_.bind(tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+        acc_.listen();
+        port = acc_.local_endpoint().port();
+        th_ = std::thread([this] {
+            while (!stop_) {
+                auto s = std::make_shared<tcp::socket>(ioc_);
+                boost::system::error_code ec;
+                acc_.accept(*s, ec);
+                if (ec || stop_) return;
+                conns_.emplace_back([this, s] { serve(*s); });
+            }
+        });
+    }
+    ~RecordingServer() {
+        stop_ = true;
+        boost::system::error_code ec;
+        tcp::socket s(ioc_);
+        s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+        th_.join();
+        for (auto& t : conns_) t.join();
+    }
+    std::vector<std::string> requests() {
+        std::lock_guard lock(mu_);
+        return requests_;
+    }
+    std::uint16_t port = 0;
+
+private:
+    void serve(tcp::socket& s) {
+        struct timeval tv {0, 200000};
+        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        std::string in;
+        char buf[4096];
+        while (!stop_) {
+            auto end = in.find("\r\n\r\n");
+            if (end != std::string::npos) {
+                std::size_t len = 0;
+                auto cl = in.find("Content-Length: ");
+                if (cl != std::string::npos && cl < end) len = std::stoul(in.substr(cl + 16));
+                if (in.size() >= end + 4 + len) {
+                    {
+                        std::lock_guard lock(mu_);
+                        requests_.push_back(in.substr(0, end + 4 + len));
+                    }
+                    in.erase(0, end + 4 + len);
+                    std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                    boost::system::error_code ec;
+                    net::write(s, net::buffer(r), ec);
+                    continue;
+                }
+            }
+            int n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+            if (n == 0) return;
+            if (n < 0) continue;  // timeout: look at stop_
+            in.append(buf, n);
+        }
+    }
+    net::io_context ioc_;
+    tcp::acceptor acc_;
+    std::atomic<bool> stop_{false};
+    std::thread th_;
+    std::vector<std::thread> conns_;
+    std::mutex mu_;
+    std::vector<std::string> requests_;
+};
+
 class Proxy : public ::testing::Test {
 protected:
     static inline std::string dir, ca, audit;
@@ -155,12 +232,20 @@ protected:
         o.vault_name_of = [](std::uint32_t id) { return id == 1 ? std::string("contoso-prod") : std::string(); };
         return o;
     }
-    void start(const std::string& upstream = "") {
+    // `edit` changes the rule file / options before the config is built.
+    void start(const std::string& upstream = "",
+               const std::function<void(rules::RuleFile&, GateOptions&)>& edit = nullptr) {
         port = free_port();
-        auto cfg = GateConfig::build(
-            rule_file(port, upstream.empty() ? "http://127.0.0.1:" + std::to_string(vault_port) : upstream), options());
-        gate = std::make_unique<Gate>(cfg, 2);
+        auto rf = rule_file(port, upstream.empty() ? "http://127.0.0.1:" + std::to_string(vault_port) : upstream);
+        auto opts = options();
+        if (edit) edit(rf, opts);
+        gate = std::make_unique<Gate>(GateConfig::build(rf, opts), 2);
         gate->start();
+    }
+    // The gate again, in front of `up`.
+    void restart_before(const RecordingServer& up) {
+        gate->stop();
+        start("http://127.0.0.1:" + std::to_string(up.port));
     }
     void SetUp() override { start(); }
     void TearDown() override {
@@ -467,4 +552,167 @@ TEST(GateConfig, BuildErrorsAreOneLine) {
     EXPECT_THROW(parse_upstream("https://x:1"), GateConfigError);
     EXPECT_THROW(parse_upstream("http://x:99999"), GateConfigError);
     EXPECT_EQ(parse_upstream("http://127.0.0.1:8200/").key(), "127.0.0.1:8200");
+}
+
+// ---- Issue 17: hostile requests (each test fails on the gate before the fix) ----
+
+namespace {
+bool starts(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool contains_nocase(std::string hay, std::string needle) {
+    for (auto* s : {&hay, &needle})
+        for (auto& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return hay.find(needle) != std::string::npos;
+}
+}  // namespace
+
+// Item 1: a vault whose location is Latin-1 gets its 403 (the bad byte
+// replaced), not a dropped connection.
+TEST_F(Proxy, NonUtf8ConfigStringStillAnswers) {
+    gate->stop();
+    start("", [](rules::RuleFile& rf, GateOptions&) {
+        rf.vaults[0].location = "caf\xe9";
+        rf.vaults[0].access_policies.clear();
+    });
+    auto r = curl("GET", "/secrets/db", bearer());
+    ASSERT_EQ(r.code, 403) << r.body;
+    auto j = json::parse(r.body);
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("location=caf\xef\xbf\xbd"), std::string::npos);
+    EXPECT_EQ(audit_lines().back()["reason"], "policy_denied");
+}
+
+// Item 2: a fragment in the target is refused; the target forwarded is the
+// normalised one the gate classified.
+TEST_F(Proxy, FragmentRefusedAndNormalisedTargetForwarded) {
+    RecordingServer up;
+    restart_before(up);
+    std::string auth = "Authorization: " + bearer() + "\r\n";
+    auto r = raw("GET /secrets/x1#/../../keys/k HTTP/1.1\r\nHost: v\r\n" + auth + "\r\n");
+    EXPECT_TRUE(starts(r.data, "HTTP/1.1 400")) << r.data;
+    EXPECT_EQ(audit_lines().back()["reason"], "fragment_in_target");
+    auto w = raw("POST /keys/k/wrapkey#/../unwrapkey HTTP/1.1\r\nHost: v\r\nContent-Length: 2\r\n" + auth +
+                 "\r\n{}");
+    EXPECT_TRUE(starts(w.data, "HTTP/1.1 400")) << w.data;
+    EXPECT_TRUE(up.requests().empty());
+    auto ok = raw("GET /secrets/db/?api-version=7.4 HTTP/1.1\r\nHost: v\r\nConnection: close\r\n" + auth + "\r\n");
+    EXPECT_TRUE(starts(ok.data, "HTTP/1.1 200")) << ok.data;
+    auto reqs = up.requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_TRUE(starts(reqs[0], "GET /secrets/db?api-version=7.4 HTTP/1.1\r\n")) << reqs[0];
+}
+
+// Item 3: trailer fields never become headers (an Authorization or Host in
+// the trailer): such a request is refused and reaches nobody.
+TEST_F(Proxy, ChunkedTrailersRefused) {
+    RecordingServer up;
+    restart_before(up);
+    std::string body = R"({"value":"t"})";
+    char sz[16];
+    std::snprintf(sz, sizeof sz, "%zx", body.size());
+    std::string chunks = std::string(sz) + "\r\n" + body + "\r\n0\r\n";
+    auto a = raw("PUT /secrets/t HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks +
+                 "Authorization: " + bearer() + "\r\n\r\n");
+    EXPECT_TRUE(starts(a.data, "HTTP/1.1 400")) << a.data;
+    EXPECT_TRUE(a.closed);
+    EXPECT_EQ(audit_lines().back()["reason"], "trailer_fields");
+    auto h = raw("PUT /secrets/t HTTP/1.1\r\nHost: v\r\nAuthorization: " + bearer() +
+                 "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks +
+                 "Host: evil.example\r\nX-HTTP-Method-Override: DELETE\r\n\r\n");
+    EXPECT_TRUE(starts(h.data, "HTTP/1.1 400")) << h.data;
+    EXPECT_TRUE(up.requests().empty());
+}
+
+// Item 4: two Authorization headers are refused (an upstream reading the
+// last one would act as another identity than the one authenticated).
+TEST_F(Proxy, TwoAuthorizationHeadersRefused) {
+    RecordingServer up;
+    restart_before(up);
+    std::string other = "Bearer " + token(base_claims(kOidStorage, kAppStorage));
+    auto r = raw("GET /secrets/db HTTP/1.1\r\nHost: v\r\nAuthorization: " + bearer() + "\r\nAuthorization: " + other +
+                 "\r\n\r\n");
+    EXPECT_TRUE(starts(r.data, "HTTP/1.1 400")) << r.data;
+    EXPECT_EQ(audit_lines().back()["reason"], "duplicate_authorization");
+    EXPECT_TRUE(up.requests().empty());
+}
+
+// Item 5: HTTP/1.1 needs exactly one Host; method-override headers never
+// reach the upstream (the gate authorised the real method).
+TEST_F(Proxy, HostRequiredOnceAndMethodOverridesStripped) {
+    RecordingServer up;
+    restart_before(up);
+    std::string auth = "Authorization: " + bearer() + "\r\n";
+    auto none = raw("GET /secrets/db HTTP/1.1\r\n" + auth + "\r\n");
+    EXPECT_TRUE(starts(none.data, "HTTP/1.1 400")) << none.data;
+    EXPECT_EQ(audit_lines().back()["reason"], "bad_host");
+    auto two = raw("GET /secrets/db HTTP/1.1\r\nHost: v\r\nHost: evil.example\r\n" + auth + "\r\n");
+    EXPECT_TRUE(starts(two.data, "HTTP/1.1 400")) << two.data;
+    EXPECT_TRUE(up.requests().empty());
+    // HTTP/1.0 may omit it.
+    auto old = raw("GET /secrets/db HTTP/1.0\r\n" + auth + "\r\n");
+    EXPECT_TRUE(starts(old.data, "HTTP/1.1 200")) << old.data;
+    auto ov = raw("GET /secrets/db HTTP/1.1\r\nHost: v\r\nConnection: close\r\n" + auth +
+                  "X-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nx-method-override: PURGE\r\n\r\n");
+    EXPECT_TRUE(starts(ov.data, "HTTP/1.1 200")) << ov.data;
+    auto reqs = up.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    for (const auto& q : reqs) {
+        EXPECT_FALSE(contains_nocase(q, "method")) << q;
+        EXPECT_EQ(count(q, "\r\nHost: "), 1) << q;
+    }
+}
+
+// Item 7: extension methods get an answer and an audit line, not an
+// exception in the I/O thread and a dropped connection.
+TEST_F(Proxy, ExtensionMethodsAnswered501AndAudited) {
+    for (std::string m : {"FOO", "get", "BREW"}) {
+        auto r = raw(m + " /secrets/db HTTP/1.1\r\nHost: v\r\nAuthorization: " + bearer() + "\r\n\r\n");
+        EXPECT_TRUE(starts(r.data, "HTTP/1.1 501")) << m << ": " << r.data;
+        auto last = audit_lines().back();
+        EXPECT_EQ(last["status"], 501);
+        EXPECT_EQ(last["method"], m);
+        EXPECT_EQ(last["reason"], "unknown_method");
+    }
+    // The gate still serves.
+    EXPECT_EQ(curl("GET", "/secrets/nosuch", bearer()).code, 404);
+}
+
+// Item 8: on a keep-alive connection the header deadline (read_timeout)
+// starts at the first byte of every request, not only the first one: a
+// second request dripped a byte at a time is cut like the first would be,
+// long before the idle timeout.
+TEST_F(Proxy, SlowlorisOnKeepAliveCutAtHeaderDeadline) {
+    gate->stop();
+    start("", [](rules::RuleFile&, GateOptions& o) {
+        o.limits.read_timeout = 1500ms;
+        o.limits.idle_timeout = 20000ms;
+    });
+    net::io_context ioc;
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.load_verify_file(ca);
+    ssl::stream<tcp::socket> s(ioc, ctx);
+    s.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    s.handshake(ssl::stream_base::client);
+    std::string first = "GET /secrets/db HTTP/1.1\r\nHost: v\r\n\r\n";  // 401, keep-alive
+    net::write(s, net::buffer(first));
+    std::string got;
+    char buf[4096];
+    while (got.find("}") == std::string::npos) got.append(buf, s.read_some(net::buffer(buf)));
+    ASSERT_TRUE(starts(got, "HTTP/1.1 401")) << got;
+    std::this_thread::sleep_for(500ms);  // idle a little: allowed
+    std::string drip = "GET /secrets/db HTTP/1.1\r\nHost: v\r\nX-Slow: " + std::string(200, 'a');
+    auto t0 = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (char c : drip) {
+        boost::system::error_code ec;
+        net::write(s, net::buffer(&c, 1), ec);
+        pollfd p{s.next_layer().native_handle(), POLLIN, 0};
+        if (ec || ::poll(&p, 1, 100) > 0) {
+            closed = true;
+            break;
+        }
+        if (std::chrono::steady_clock::now() - t0 > 8s) break;
+    }
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_TRUE(closed);
+    EXPECT_LT(took, 4000ms);
+    EXPECT_GE(took, 1000ms);
 }

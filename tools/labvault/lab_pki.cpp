@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "gate/json_text.hpp"
 #include "gate/jwks.hpp"
 #include "gate/jwt.hpp"
 
@@ -180,7 +181,7 @@ Cert make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* iss
 std::string jwks_text(EVP_PKEY* issuer_key, const std::string& kid) {
     json jwk = json::parse(vaultwall::gate::jwk_json_from_pkey(issuer_key, kid));
     jwk["alg"] = "RS256";
-    return json{{"keys", json::array({jwk})}}.dump() + "\n";
+    return vaultwall::gate::json_text(json{{"keys", json::array({jwk})}}) + "\n";
 }
 
 struct PkiOptions {

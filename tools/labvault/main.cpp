@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "gate/json_text.hpp"
 #include "lab_pki.hpp"
 #include "store.hpp"
 
@@ -69,7 +70,7 @@ void serve(tcp::socket sock, labvault::Store& store) {
         http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
         res.set(http::field::content_type, "application/json; charset=utf-8");
         res.set(http::field::server, "vaultwall-labvault");
-        res.body() = r.body.dump();
+        res.body() = vaultwall::gate::json_text(r.body);  // the Host header may be any bytes
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
         http::write(sock, res, ec);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include <openssl/rsa.h>
 
 #include "gate/b64.hpp"
+#include "gate/json_text.hpp"
 
 namespace labvault {
 
@@ -54,6 +57,20 @@ bool valid_name(const std::string& s) {
     for (char c : s)
         if (!std::isalnum((unsigned char)c) && c != '-') return false;
     return true;
+}
+
+// Key Vault object names are case-insensitive (the gate's scope check is
+// too): the name an object was created with, if one matches `name` in any
+// case, else `name` itself (a new object keeps its spelling).
+std::string stored_name(const json& all, const std::string& name) {
+    auto same = [&name](const std::string& k) {
+        return k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+                   return std::tolower((unsigned char)a) == std::tolower((unsigned char)b);
+               });
+    };
+    for (const auto& [k, v] : all.items())
+        if (same(k)) return k;
+    return name;
 }
 
 json attributes(const json& v) {
@@ -191,7 +208,7 @@ void Store::save() {
     {
         std::ofstream o(tmp, std::ios::trunc);
         if (!o) throw std::runtime_error("cannot write " + tmp);
-        o << state_.dump(1);
+        o << gate::json_text(state_, 1);
         o.flush();
         if (!o) throw std::runtime_error("cannot write " + tmp);
     }
@@ -225,6 +242,8 @@ Reply Store::secrets(const std::string& m, const std::vector<std::string>& s, co
         if (blob.is_discarded() || !blob.contains("name") || !blob.contains("versions"))
             return error(400, "BadParameter", "Malformed backup blob.");
         std::string name = blob["name"];
+        if (!valid_name(name)) return error(400, "BadParameter", "Malformed backup blob.");
+        name = stored_name(all, name);
         if (all.contains(name))
             return error(409, "Conflict", "Secret " + name + " already exists.");
         all[name] = json{{"versions", blob["versions"]}};
@@ -238,8 +257,8 @@ Reply Store::secrets(const std::string& m, const std::vector<std::string>& s, co
             if (auto* v = find_version(obj, "")) items.push_back(secret_item(base, "/secrets/" + name, *v));
         return {200, json{{"value", items}, {"nextLink", nullptr}}};
     }
-    const std::string name = s[1];
-    if (!valid_name(name)) return error(400, "BadParameter", "Invalid secret name.");
+    if (!valid_name(s[1])) return error(400, "BadParameter", "Invalid secret name.");
+    const std::string name = stored_name(all, s[1]);
     bool exists = all.contains(name);
     if (s.size() == 2 && m == "PUT") {
         if (!in.contains("value") || !in["value"].is_string())
@@ -274,7 +293,7 @@ Reply Store::secrets(const std::string& m, const std::vector<std::string>& s, co
     }
     if (s.size() == 3 && s[2] == "backup" && m == "POST") {
         json blob{{"name", name}, {"versions", obj["versions"]}};
-        return {200, json{{"value", gate::b64url_encode(blob.dump())}}};
+        return {200, json{{"value", gate::b64url_encode(gate::json_text(blob))}}};
     }
     if ((s.size() == 2 || s.size() == 3) && m == "GET") {
         const json* v = find_version(obj, s.size() == 3 ? s[2] : "");
@@ -294,8 +313,8 @@ Reply Store::keys(const std::string& m, const std::vector<std::string>& s, const
                 items.push_back(json{{"kid", base + "/keys/" + name}, {"attributes", attributes(*v)}});
         return {200, json{{"value", items}, {"nextLink", nullptr}}};
     }
-    const std::string name = s[1];
-    if (!valid_name(name)) return error(400, "BadParameter", "Invalid key name.");
+    if (!valid_name(s[1])) return error(400, "BadParameter", "Invalid key name.");
+    const std::string name = stored_name(all, s[1]);
     if (s.size() == 3 && s[2] == "create" && m == "POST") {
         std::string kty = in.value("kty", "");
         if (kty != "RSA" && kty != "RSA-HSM")

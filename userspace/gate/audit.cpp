@@ -10,10 +10,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "gate/json_text.hpp"
+
 namespace vaultwall::gate {
 namespace {
 
-// A JSON string exactly as nlohmann::json::dump(-1, ' ', false, replace)
+// A JSON string exactly as json_text() (nlohmann's dump with replace)
 // writes it. Written by hand because building an nlohmann::json object and
 // dumping it for every request was ~8% of the gate's CPU in the profile
 // (docs/benchmarks.md, "Gate"), and nlohmann has no public function that
@@ -23,7 +25,7 @@ namespace {
 void append_string(std::string& out, std::string_view s) {
     for (unsigned char c : s)
         if (c >= 0x80) {
-            out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            out += json_text(std::string(s));
             return;
         }
     out += '"';

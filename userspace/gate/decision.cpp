@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gate/authz.hpp"
+#include "gate/json_text.hpp"
 #include "gate/trusted.hpp"
 #include "rules/ipv4.hpp"
 
@@ -87,14 +88,15 @@ std::string bearer_challenge(const rules::Identity& id, const rules::Vault& v, b
     return s;
 }
 
-std::string Decision::body() const {
-    if (allow) return {};
+std::string error_body(std::string_view code, std::string_view message, std::string_view inner_code) {
     nlohmann::json j;
     j["error"]["code"] = code;
     j["error"]["message"] = message;
     if (!inner_code.empty()) j["error"]["innererror"]["code"] = inner_code;
-    return j.dump();
+    return json_text(j);
 }
+
+std::string Decision::body() const { return allow ? std::string() : error_body(code, message, inner_code); }
 
 Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admission& admission,
                 Clock::time_point now) {
@@ -112,7 +114,10 @@ Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admis
         }
     }
     auto op = classify(req.method, req.target);
-    if (op) d.operation = op->name;
+    if (op) {
+        d.operation = op->name;
+        d.target = op->target;
+    }
 
     // 1. Admission (fail closed).
     if (!admission.admitted) {

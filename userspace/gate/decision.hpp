@@ -40,6 +40,7 @@ struct Decision {
     std::string message;              // Key Vault message text
     std::string www_authenticate;     // set on 401
     std::string operation;            // "secrets/get" ("" when not classified)
+    std::string target;               // what to forward: Operation::target ("" when not classified)
     std::string caller;               // "appid=...;oid=...;iss=..." ("" when unauthenticated)
     Admission admission;
     std::string body() const;         // Key Vault error JSON ("" when allowed)
@@ -47,6 +48,10 @@ struct Decision {
 
 Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admission& admission,
                 Clock::time_point now = Clock::now());
+
+// Key Vault's error JSON, {"error":{"code":..,"message":..[,"innererror":{"code":..}]}}:
+// every error body the gate sends. Safe whatever bytes it is given (json_text.hpp).
+std::string error_body(std::string_view code, std::string_view message, std::string_view inner_code = {});
 
 // "contoso-prod;location=lab"
 std::string vault_label(const rules::Vault& v);

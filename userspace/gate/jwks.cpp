@@ -9,6 +9,7 @@
 #include <openssl/param_build.h>
 
 #include "gate/b64.hpp"
+#include "gate/json_text.hpp"
 
 namespace vaultwall::gate {
 namespace {
@@ -154,7 +155,7 @@ std::string jwk_json_from_pkey(EVP_PKEY* pkey, const std::string& kid) {
         j["x"] = b64url_encode(bn_bytes(pkey, OSSL_PKEY_PARAM_EC_PUB_X, 32));
         j["y"] = b64url_encode(bn_bytes(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, 32));
     }
-    return j.dump();
+    return json_text(j);
 }
 
 }  // namespace vaultwall::gate

@@ -1,11 +1,15 @@
 #include "gate/jwt.hpp"
 
+#include <cmath>
+#include <limits>
+
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
 #include "gate/b64.hpp"
 #include "gate/jwks_remote.hpp"
+#include "gate/json_text.hpp"
 
 namespace vaultwall::gate {
 namespace {
@@ -29,11 +33,24 @@ std::string str_claim(const json& j, const char* name) {
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
 }
 
+// A NumericDate claim: an integer in the int64 range (written as a JSON
+// integer, or as a float with no fraction). Anything else is nullopt: a
+// double beyond the range cast to int64 is undefined behaviour (it wrapped,
+// making nbf=1e300 "long valid"), and nlohmann keeps 2^63..2^64-1 unsigned.
 std::optional<int64_t> num_claim(const json& j, const char* name) {
     auto it = j.find(name);
     if (it == j.end() || !it->is_number()) return std::nullopt;
-    if (it->is_number_float()) return static_cast<int64_t>(it->get<double>());
-    return it->get<int64_t>();
+    if (it->is_number_unsigned()) {
+        auto u = it->get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+        return static_cast<int64_t>(u);
+    }
+    if (it->is_number_integer()) return it->get<int64_t>();
+    double d = it->get<double>();
+    // [-2^63, 2^63): both bounds are exact doubles.
+    if (!std::isfinite(d) || std::trunc(d) != d || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
+        return std::nullopt;
+    return static_cast<int64_t>(d);
 }
 
 std::optional<json> decode_json_part(std::string_view part) {
@@ -127,7 +144,7 @@ std::optional<std::string> der_to_jose(std::string_view der) {
 }
 
 std::string sign_jwt(EVP_PKEY* key, const json& header, const json& payload) {
-    std::string input = b64url_encode(header.dump()) + "." + b64url_encode(payload.dump());
+    std::string input = b64url_encode(json_text(header)) + "." + b64url_encode(json_text(payload));
     MdCtx ctx(EVP_MD_CTX_new());
     size_t len = 0;
     if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
@@ -226,8 +243,9 @@ JwtResult JwtValidator::verify_uncached(std::string_view token) const {
 
     auto exp = num_claim(*payload, "exp");
     if (!exp) return fail(JwtError::malformed, "AKV10005: Invalid token: no expiry.");
-    if (payload->contains("nbf") && !num_claim(*payload, "nbf"))
-        return fail(JwtError::malformed, "AKV10005: Invalid token: bad nbf.");
+    for (const char* claim : {"nbf", "iat"})
+        if (payload->contains(claim) && !num_claim(*payload, claim))
+            return fail(JwtError::malformed, std::string("AKV10005: Invalid token: bad ") + claim + ".");
     c->exp = *exp;
     c->nbf = num_claim(*payload, "nbf");
     c->tid = str_claim(*payload, "tid");
@@ -246,7 +264,8 @@ JwtResult JwtValidator::check_time_and_tenant(std::shared_ptr<const Claims> c, c
                                               Clock::time_point now, bool cached) const {
     int64_t t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     int64_t skew = policy_.skew.count();
-    if (t > c->exp + skew) return fail(JwtError::expired, "AKV10040: Token expired.");
+    // t +/- skew cannot overflow; exp/nbf + skew could (they span int64).
+    if (t - skew > c->exp) return fail(JwtError::expired, "AKV10040: Token expired.");
     if (c->nbf && t + skew < *c->nbf) return fail(JwtError::not_yet_valid, "AKV10041: Token not yet valid.");
     if (c->tid != tenant)
         return fail(JwtError::bad_tenant, "AKV10032: Invalid issuer. Expected tenant " + tenant + ", found: " + c->tid + ".");
@@ -271,11 +290,11 @@ JwtResult JwtValidator::validate(std::string_view token, const std::string& tena
     JwtResult r = verify_uncached(token);
     if (!r.ok()) return r;
     int64_t t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-    if (t <= r.claims->exp + policy_.skew.count()) {
+    if (t - policy_.skew.count() <= r.claims->exp) {
         std::lock_guard lock(mu_);
         if (cache_.size() >= capacity_) {
             for (auto it = cache_.begin(); it != cache_.end();)
-                it = (t > it->second->exp + policy_.skew.count()) ? cache_.erase(it) : std::next(it);
+                it = (t - policy_.skew.count() > it->second->exp) ? cache_.erase(it) : std::next(it);
             while (cache_.size() >= capacity_ && !cache_.empty()) cache_.erase(cache_.begin());
         }
         if (capacity_ > 0) cache_.emplace(std::move(key), r.claims);

@@ -159,7 +159,10 @@ bool match(const Route& r, const std::vector<std::string_view>& segs, std::strin
 }  // namespace
 
 std::optional<Operation> classify(std::string_view method, std::string_view target) {
-    auto q = target.find_first_of("?#");
+    // The path ends at '?'. A '#' is not a delimiter here: a fragment has no
+    // place in a request target (the proxy refuses it), and as part of a
+    // segment it makes no valid name.
+    auto q = target.find('?');
     std::string_view path = target.substr(0, q);
     if (path.empty() || path[0] != '/') return std::nullopt;
     // Refuse anything ambiguous: empty segments, dot segments, percent escapes.
@@ -178,6 +181,11 @@ std::optional<Operation> classify(std::string_view method, std::string_view targ
         op.permission = op.name.substr(slash + 1);
         op.data_action = std::string("Microsoft.KeyVault/vaults/") + r.action;
         op.object = std::move(object);
+        for (auto seg : segs) {
+            op.target += '/';
+            op.target += seg;
+        }
+        if (q != std::string_view::npos) op.target += target.substr(q);
         return op;
     }
     return std::nullopt;

@@ -14,6 +14,9 @@ struct Operation {
     std::string permission;   // "get", "wrapKey", ... (the part after '/')
     std::string data_action;  // RBAC: "Microsoft.KeyVault/vaults/secrets/getSecret/action"
     std::string object;       // object name ("" for collection operations)
+    // The target the gate forwards: the path's segments joined by '/' (no
+    // empty or dot segment, no trailing '/'), then the query as sent.
+    std::string target;
     // RBAC scope of the object: "/secrets/NAME" etc., or "/" for collections.
     std::string scope() const { return object.empty() ? "/" : "/" + kind + "/" + object; }
 };

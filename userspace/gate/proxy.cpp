@@ -68,13 +68,6 @@ namespace {
 
 std::string network_info(const std::string& client) { return "addr=" + client + ";act_addr_fam=InterNetwork;"; }
 
-std::string error_json(const std::string& code, const std::string& message) {
-    nlohmann::json j;
-    j["error"]["code"] = code;
-    j["error"]["message"] = message;
-    return j.dump();
-}
-
 bool is_hop_by_hop(http::field f) {
     switch (f) {
     case http::field::connection:
@@ -110,6 +103,8 @@ void strip_hop_by_hop(Msg& m) {
 
 // Read-buffer capacity a keep-alive connection keeps between requests.
 constexpr std::size_t kKeptReadBuffer = 8 * 1024;
+// The first read of a keep-alive request (it fits in the kept buffer).
+constexpr std::size_t kFirstRead = 4 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
@@ -158,7 +153,21 @@ private:
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(cfg_->limits.header_limit));
         parser_->body_limit(cfg_->limits.body_limit);
-        tcp_layer().expires_after(first_ ? cfg_->limits.read_timeout : cfg_->limits.idle_timeout);
+        if (first_ || buffer_.size() > 0) return read_header();
+        // Keep-alive: wait up to idle_timeout for the next request's first
+        // byte; its header deadline starts there, as the first request's did.
+        tcp_layer().expires_after(cfg_->limits.idle_timeout);
+        stream_.async_read_some(buffer_.prepare(kFirstRead),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    if (ec) return self->on_read_error(ec);
+                                    self->buffer_.commit(n);
+                                    self->read_header();
+                                });
+    }
+
+    // The request line and headers, within read_timeout.
+    void read_header() {
+        tcp_layer().expires_after(cfg_->limits.read_timeout);
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
     }
@@ -199,9 +208,22 @@ private:
         if (bad)
             return protocol_error(http::status::bad_request, "request_smuggling",
                                   "Conflicting or unsupported message framing (Content-Length / Transfer-Encoding).");
-        if (req.find(http::field::upgrade) != req.end() && req.method() != http::verb::options) {
-            // No protocol switching through the gate.
-        }
+        if (req.method() == http::verb::unknown)  // an extension method, or "get": none is Key Vault's
+            return protocol_error(http::status::not_implemented, "unknown_method",
+                                  "The request method is not supported.", "NotImplemented");
+        if (req.target().find('#') != beast::string_view::npos)
+            return protocol_error(http::status::bad_request, "fragment_in_target",
+                                  "The request target must not contain a fragment ('#').");
+        // One identity per request: the one the gate authenticates is the one forwarded.
+        if (req.count(http::field::authorization) > 1)
+            return protocol_error(http::status::bad_request, "duplicate_authorization",
+                                  "The request has more than one Authorization header.");
+        // RFC 9112 §3.2: HTTP/1.1 has exactly one Host; HTTP/1.0 at most one.
+        std::size_t hosts = req.count(http::field::host);
+        if (hosts > 1 || (hosts == 0 && req.version() >= 11))
+            return protocol_error(http::status::bad_request, "bad_host",
+                                  "The request must have exactly one Host header.");
+        header_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
         if (!parser_->is_done() && beast::iequals(req[http::field::expect], "100-continue")) {
             cont_.emplace(http::status::continue_, 11);
             tcp_layer().expires_after(cfg_->limits.write_timeout);
@@ -218,6 +240,15 @@ private:
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
                              if (ec) return self->on_read_error(ec);
+                             // Beast appends chunked trailer fields to the
+                             // header fields; RFC 9110 §6.5.1 forbids that
+                             // merge (an Authorization or Host in the
+                             // trailer), so a trailer is refused.
+                             auto& req = self->parser_->get();
+                             if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) !=
+                                 self->header_fields_)
+                                 return self->protocol_error(http::status::bad_request, "trailer_fields",
+                                                             "Trailer fields are not accepted.");
                              self->on_request();
                          });
     }
@@ -257,14 +288,15 @@ private:
         sh_->audit.write(a);
     }
 
-    void protocol_error(http::status st, const std::string& reason, const std::string& message) {
+    void protocol_error(http::status st, const std::string& reason, const std::string& message,
+                        const char* code = "BadParameter") {
         sh_->c.protocol_errors++;
         const rules::Vault* v = vault();
         audit(v ? std::string_view(v->name) : std::string_view(), record_ ? record_->vni : 0, "", "", false, reason,
               static_cast<unsigned>(st));
         http::response<http::string_body> res{st, 11};
         res.set(http::field::content_type, "application/json; charset=utf-8");
-        res.body() = error_json("BadParameter", message);
+        res.body() = error_body(code, message);
         send(std::move(res), true);
     }
 
@@ -273,7 +305,7 @@ private:
         refresh_config();
         req_ = parser_->release();
         parser_.emplace();  // keep method/target for audit of this request
-        parser_->get().method(req_.method());
+        parser_->get().method_string(req_.method_string());
         parser_->get().target(req_.target());
         keep_alive_ = req_.keep_alive();
 
@@ -281,7 +313,7 @@ private:
         if (!vault) {
             http::response<http::string_body> res{http::status::service_unavailable, 11};
             res.set(http::field::content_type, "application/json; charset=utf-8");
-            res.body() = error_json("ServiceUnavailable", "No vault is served on this endpoint.");
+            res.body() = error_body("ServiceUnavailable", "No vault is served on this endpoint.");
             return send(std::move(res), true);
         }
         const Admission& adm = admission_;
@@ -308,6 +340,10 @@ private:
 
         http::request<http::string_body> up = std::move(req_);
         strip_hop_by_hop(up);
+        // What was authorised is the real method on the normalised target.
+        for (const char* f : {"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}) up.erase(f);
+        up.target(decision_.target);
+        if (up.find(http::field::host) == up.end()) up.set(http::field::host, cfg_->upstreams[route_->vault].key());
         up.version(11);
         up.set("X-Forwarded-For", client_str_);
         up.set("X-Forwarded-Proto", "https");
@@ -332,7 +368,7 @@ private:
                   static_cast<unsigned>(st));
             http::response<http::string_body> res{st, 11};
             res.set(http::field::content_type, "application/json; charset=utf-8");
-            res.body() = error_json(timeout ? "GatewayTimeout" : "BadGateway",
+            res.body() = error_body(timeout ? "GatewayTimeout" : "BadGateway",
                                     timeout ? "The vault did not answer in time." : "The vault is unavailable.");
             return send(std::move(res), !keep_alive_);
         }
@@ -399,6 +435,7 @@ private:
     std::uint16_t client_port_ = 0;
     std::optional<vw_admission> record_;
     bool first_ = true;
+    std::size_t header_fields_ = 0;  // fields in the header: more after the body are trailers
     bool keep_alive_ = true;
     bool closing_ = false;
 };
