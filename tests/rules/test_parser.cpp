@@ -6,6 +6,7 @@
 #include <string>
 
 #include "rules/parser.hpp"
+#include "temp_dir.hpp"
 
 using namespace vaultwall::rules;
 namespace fs = std::filesystem;
@@ -502,20 +503,7 @@ TEST(ParserErrors, GateNeedsUpstream) {
 // ---------------------------------------------------------------- catalog
 
 namespace {
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        char tmpl[] = "/tmp/vw-rules-test-XXXXXX";
-        dir = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(dir); }
-    std::string write(const std::string& name, const std::string& text) const {
-        auto p = dir / name;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p) << text;
-        return p.string();
-    }
-};
+using vaultwall::rules::test::TempDir;
 
 const char* kCatalog = R"(trusted_services:
   - id: azure-storage

@@ -53,6 +53,8 @@ struct Vnet {
 enum class DefaultAction { allow, deny };
 enum class Bypass { azure_services, none };
 enum class Authorization { access_policies, rbac };
+// SPEC §9: audit passes (and counts) what enforce would drop.
+enum class Enforcement { enforce, audit };
 
 struct IpRule {
     Ipv4Prefix prefix;
@@ -94,7 +96,9 @@ struct Vault {
     bool public_network_access = true;
     DefaultAction default_action = DefaultAction::deny;
     Bypass bypass = Bypass::azure_services;
-    std::vector<IpRule> ip_rules;        // merged: no duplicates
+    Enforcement enforcement = Enforcement::enforce;
+    std::vector<IpRule> ip_rules;        // merged: no duplicates; ip_rules then ip_rules_file
+    std::string ip_rules_file;           // absolute; empty when none. Its rules' pos.file is it.
     std::vector<VnetRule> vnet_rules;    // merged: no duplicates
     Authorization authorization = Authorization::access_policies;
     std::vector<AccessPolicy> access_policies;
@@ -132,6 +136,7 @@ struct Gate {
 struct Host {
     std::uint16_t vxlan_port = 4789;
     std::vector<Ipv4Prefix> vteps;
+    std::uint32_t drop_events_per_second = 1000;  // per CPU; 0 = count drops, send no events
 };
 
 struct RuleFile {
@@ -143,9 +148,13 @@ struct RuleFile {
     std::vector<TrustedService> trusted_services;
     std::optional<Gate> gate;
     std::optional<std::string> metrics;  // "127.0.0.1:9469"
+    std::optional<std::string> drop_log;  // absolute; JSON lines of drop events (SPEC §9)
     std::vector<Vnet> vnets;
     std::vector<Vault> vaults;
     std::vector<std::string> warnings;  // "file:line:col: warning: ..."
+    // Every file the loader read, absolute: the rule file first, then the
+    // trusted-services catalog and the ip_rules_files (what a fleet publishes).
+    std::vector<std::string> files;
 };
 
 }  // namespace vaultwall::rules

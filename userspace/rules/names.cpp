@@ -108,18 +108,25 @@ std::optional<std::string> canonical_operation(std::string_view op) {
 
 std::optional<std::string> closest_match(std::string_view word,
                                          const std::vector<std::string>& candidates) {
+    // Plausible typo: a couple of edits, fewer than half the word.
+    std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, word.size() / 3));
+    // Bounded work: no suggestion for a word longer than any name worth
+    // suggesting, and no distance computed where the lengths alone rule it out
+    // (25 references to a 20,000-character name once took 16 s).
+    constexpr std::size_t kMaxWord = 128;
+    if (word.size() > kMaxWord) return std::nullopt;
     auto w = lower(word);
     std::optional<std::string> best;
     std::size_t best_d = 0;
     for (const auto& c : candidates) {
+        std::size_t gap = c.size() > w.size() ? c.size() - w.size() : w.size() - c.size();
+        if (gap > limit) continue;
         auto d = edit_distance(w, lower(c));
         if (!best || d < best_d) {
             best = c;
             best_d = d;
         }
     }
-    // Plausible typo: a couple of edits, fewer than half the word.
-    std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, w.size() / 3));
     if (best && best_d <= limit && best_d < w.size()) return best;
     return std::nullopt;
 }

@@ -8,6 +8,7 @@
 // (`AzureServices` == `azure_services`).
 #include "rules/parser.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -21,8 +22,10 @@
 #include <map>
 #include <sstream>
 #include <tuple>
+#include <unordered_map>
 
 #include "rules/names.hpp"
+#include "rules/source.hpp"
 
 namespace vaultwall::rules {
 
@@ -110,6 +113,87 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
     return r;
 }
 
+// Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629:
+// no overlongs, no surrogates, nothing above U+10FFFF), or npos.
+std::size_t invalid_utf8_at(std::string_view s) {
+    std::size_t i = 0;
+    const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    while (i < n) {
+        unsigned c = b[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c == 0xE0) len = 3, lo = 0xA0;
+        else if (c >= 0xE1 && c <= 0xEC) len = 3;
+        else if (c == 0xED) len = 3, hi = 0x9F;
+        else if (c >= 0xEE && c <= 0xEF) len = 3;
+        else if (c == 0xF0) len = 4, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3) len = 4;
+        else if (c == 0xF4) len = 4, hi = 0x8F;
+        else return i;
+        if (i + len > n || b[i + 1] < lo || b[i + 1] > hi) return i;
+        for (std::size_t k = 2; k < len; ++k)
+            if (b[i + k] < 0x80 || b[i + k] > 0xBF) return i;
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
+SourcePos position_of(const std::string& name, std::string_view text, std::size_t offset) {
+    int line = 1;
+    std::size_t line_start = 0;
+    for (std::size_t i = 0; i < offset && i < text.size(); ++i)
+        if (text[i] == '\n') {
+            ++line;
+            line_start = i + 1;
+        }
+    return {name, line, static_cast<int>(offset - line_start) + 1};
+}
+
+// The error for text that is not UTF-8 (SPEC §2: rule files are UTF-8), at
+// its first bad byte; nullopt when the text is UTF-8.
+std::optional<Diagnostic> utf8_error(const std::string& name, std::string_view text,
+                                     const char* what) {
+    auto bad = invalid_utf8_at(text);
+    if (bad == std::string_view::npos) return std::nullopt;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(text[bad]));
+    return Diagnostic{position_of(name, text, bad), std::string("byte ") + hex +
+                                                        " is not UTF-8; " + what +
+                                                        " must be UTF-8 text (re-save it as UTF-8)"};
+}
+
+// A value quoted for a diagnostic: its first 64 bytes at most (a 64 KiB scalar
+// quoted whole by a thousand diagnostics once cost 400 MiB), bytes that are
+// not UTF-8 written as \xNN so every writer (JSON included) can carry it.
+std::string q(std::string_view s, std::size_t kMax = 64) {
+    std::string r = "'";
+    std::size_t i = 0;
+    while (i < s.size() && i < kMax) {
+        std::size_t bad = invalid_utf8_at(s.substr(i, 4));
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (bad == 0) {
+            static const char* hex = "0123456789abcdef";
+            r += "\\x";
+            r += hex[c >> 4];
+            r += hex[c & 15];
+            ++i;
+            continue;
+        }
+        std::size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        r.append(s.substr(i, len));
+        i += len;
+    }
+    r += "'";
+    if (i < s.size()) r += "... (" + std::to_string(s.size()) + " bytes)";
+    return r;
+}
+
 const char* kind_of(const YAML::Node& n) {
     switch (n.Type()) {
         case YAML::NodeType::Map: return "a map";
@@ -161,6 +245,60 @@ bool is_vault_name(std::string_view s) {
     });
 }
 
+// ---------------------------------------------------------------- ip_rules_file
+
+// The ip_rules_file line scanner (SPEC §7). Hand-written because the format is
+// not YAML: a million lines must not become a million YAML nodes.
+void scan_ip_list(std::string_view text, const std::string& name, std::vector<IpRule>& out,
+                  std::vector<Diagnostic>& errors) {
+    if (auto bad = utf8_error(name, text, "an ip_rules_file")) {
+        errors.push_back(*std::move(bad));
+        return;
+    }
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+    int line = 0;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        ++line;
+        std::size_t eol = text.find('\n', at);
+        if (eol == std::string_view::npos) eol = text.size();
+        std::string_view l = text.substr(at, eol - at);
+        at = eol + 1;
+        if (auto hash = l.find('#'); hash != std::string_view::npos) l = l.substr(0, hash);
+        std::size_t b = 0;
+        while (b < l.size() && blank(l[b])) ++b;
+        if (b == l.size()) continue;
+        std::size_t e = b;
+        while (e < l.size() && !blank(l[e])) ++e;
+        std::string_view token = l.substr(b, e - b);
+        SourcePos pos{name, line, static_cast<int>(b) + 1};
+        std::size_t extra = e;
+        while (extra < l.size() && blank(l[extra])) ++extra;
+        if (extra < l.size()) {
+            std::size_t end = extra;
+            while (end < l.size() && !blank(l[end])) ++end;
+            errors.push_back({{name, line, static_cast<int>(extra) + 1},
+                              "a second value " + q(l.substr(extra, end - extra)) +
+                                  " on this line; write one address or CIDR per line "
+                                  "(`#` starts a comment)"});
+            continue;
+        }
+        auto p = parse_ipv4_prefix(token);
+        if (!p) {
+            errors.push_back({pos, q(token) +
+                                       " is not an IPv4 prefix; write an address (192.0.2.7) or "
+                                       "a network with its length (192.0.2.0/24)"});
+            continue;
+        }
+        if (p->host_bits_set) {
+            errors.push_back({pos, std::string(token) + " has host bits set; did you mean " +
+                                       p->prefix.str() + "?"});
+            continue;
+        }
+        out.push_back({p->prefix, std::move(pos)});
+    }
+}
+
 // ---------------------------------------------------------------- YAML access
 
 struct Field {
@@ -193,15 +331,40 @@ struct EndpointText {
     Proto proto = Proto::tcp;
 };
 
+// The highest host.drop_events_per_second: beyond it the ring buffer, not the
+// limit, decides what is lost.
+constexpr std::uint64_t kMaxDropEventsPerSecond = 1'000'000;
+
 // ---------------------------------------------------------------- the parser
+
+class Parser;
+std::optional<YAML::Node> load_yaml(std::string_view text, Parser& p, const std::string& name,
+                                    const char* what);
 
 class Parser {
 public:
-    Parser(std::string file, std::string base_dir)
-        : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+    Parser(std::string file, std::string base_dir, const FileSource& source)
+        : file_(std::move(file)), base_dir_(std::move(base_dir)), source_(source) {}
 
     std::vector<Diagnostic> errors;
     std::vector<std::string> warnings;
+    std::vector<std::string> files;  // read through source_, in order
+
+    // The bytes of `path` (absolute), or nullopt with an error at `at`.
+    std::optional<std::string> read_named(const std::string& path, const std::string& what,
+                                          const SourcePos& at) {
+        try {
+            if (auto bytes = source_.read(path)) {
+                files.push_back(path);
+                return bytes;
+            }
+            error_at(at, "cannot read " + what + " " + q(path, 1024) +
+                             ": no such file; fix the path (relative to this file)");
+        } catch (const SourceError& e) {
+            error_at(at, "cannot read " + what + " " + q(path, 1024) + ": it " + e.what());
+        }
+        return std::nullopt;
+    }
 
     RuleFile parse_rule_file(const YAML::Node& root);
     std::vector<TrustedService> parse_catalog(const YAML::Node& root);
@@ -217,6 +380,7 @@ public:
 private:
     std::string file_;
     std::string base_dir_;
+    const FileSource& source_;
 
     // Diagnostics ------------------------------------------------------------
     void error(const YAML::Node& at, std::string msg) { error_at(pos(at), std::move(msg)); }
@@ -267,6 +431,7 @@ private:
     void parse_private_endpoints(const Field& f, Vault& v);
     void parse_network_acls(const Field& f, Vault& v);
     void parse_ip_rule(const YAML::Node& n, Vault& v);
+    void add_ip_rule(IpRule r, Vault& v);
     void parse_vnet_rule(const YAML::Node& n, Vault& v);
     void parse_access_policy(const YAML::Node& n, Vault& v);
     void parse_role_assignment(const YAML::Node& n, Vault& v);
@@ -277,6 +442,7 @@ private:
                                  std::map<std::string, SourcePos>& ids);
 
     std::vector<Vnet> vnets_;  // known while vaults are parsed
+    std::unordered_map<std::uint64_t, std::size_t> ip_seen_;  // prefix -> index, per vault
 };
 
 std::optional<Fields> Parser::map_fields(const YAML::Node& n, const std::string& what,
@@ -306,17 +472,17 @@ std::optional<Fields> Parser::map_fields(const YAML::Node& n, const std::string&
             }
         }
         if (!spec) {
-            std::string msg = "unknown key '" + raw + "' in " + what;
+            std::string msg = "unknown key " + q(raw) + " in " + what;
             bool camel = raw.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos;
             if (auto s = closest_match(snake, names))
-                msg += "; did you mean '" + (camel ? snake_to_camel(*s) : *s) + "'?";
+                msg += "; did you mean " + q(camel ? snake_to_camel(*s) : *s) + "?";
             else
                 msg += "; expected one of: " + join(names);
             error(key, msg);
             continue;
         }
         if (auto d = seen.find(spec->name); d != seen.end()) {
-            error(key, "duplicate key '" + raw + "' in " + what + " (first at " +
+            error(key, "duplicate key " + q(raw) + " in " + what + " (first at " +
                            at_text(d->second) + "); keep only one");
             continue;
         }
@@ -329,7 +495,7 @@ std::optional<Fields> Parser::map_fields(const YAML::Node& n, const std::string&
 bool Parser::require(const Fields& f, const YAML::Node& map, const std::string& key,
                      const std::string& what, const std::string& example) {
     if (f.get(key)) return true;
-    error(map, "missing required key '" + key + "' in " + what + "; add e.g. `" + example + "`");
+    error(map, "missing required key " + q(key) + " in " + what + "; add e.g. `" + example + "`");
     return false;
 }
 
@@ -384,7 +550,7 @@ std::optional<bool> Parser::boolean(const Field& f, const std::string& what) {
     auto s = scalar(f, what);
     if (!s) return std::nullopt;
     auto b = parse_bool(*s);
-    if (!b) error(f, what + " must be true or false, got '" + *s + "'");
+    if (!b) error(f, what + " must be true or false, got " + q(*s));
     return b;
 }
 
@@ -398,8 +564,8 @@ std::optional<E> Parser::enumeration(const Field& f, const std::string& what,
         if (enum_norm(name) == enum_norm(*s)) return value;
         names.push_back(name);
     }
-    std::string msg = "bad value '" + *s + "' for " + what + "; expected " + join(names, " or ");
-    if (auto c = closest_match(*s, names)) msg += " (did you mean '" + *c + "'?)";
+    std::string msg = "bad value " + q(*s) + " for " + what + "; expected " + join(names, " or ");
+    if (auto c = closest_match(*s, names)) msg += " (did you mean " + q(*c) + "?)";
     error(f, msg);
     return std::nullopt;
 }
@@ -413,7 +579,7 @@ std::optional<Ipv4Prefix> Parser::prefix(const YAML::Node& n, const std::string&
     const std::string& s = n.Scalar();
     auto p = parse_ipv4_prefix(s);
     if (!p) {
-        error(n, "'" + s + "' in " + what +
+        error(n, q(s) + " in " + what +
                      " is not an IPv4 prefix; write an address (192.0.2.7) or a network "
                      "with its length (192.0.2.0/24)");
         return std::nullopt;
@@ -440,8 +606,7 @@ std::optional<EndpointText> Parser::endpoint(const YAML::Node& n, const std::str
         if (proto == "tcp") ep.proto = Proto::tcp;
         else if (proto == "udp") ep.proto = Proto::udp;
         else {
-            error(n, "unknown protocol '" + text.substr(slash + 1) + "' in " + what + " '" + s +
-                         "'; use /tcp or /udp, or leave it out for TCP");
+            error(n, "unknown protocol " + q(text.substr(slash + 1)) + " in " + what + " " + q(s) + "; use /tcp or /udp, or leave it out for TCP");
             return std::nullopt;
         }
         text = text.substr(0, slash);
@@ -450,17 +615,16 @@ std::optional<EndpointText> Parser::endpoint(const YAML::Node& n, const std::str
     std::optional<std::uint32_t> addr;
     if (colon != std::string::npos) addr = parse_ipv4(text.substr(0, colon));
     if (colon == std::string::npos || !addr) {
-        error(n, "'" + s + "' in " + what + " is not an IPv4:port endpoint" + fix);
+        error(n, q(s) + " in " + what + " is not an IPv4:port endpoint" + fix);
         return std::nullopt;
     }
     auto port = parse_uint(text.substr(colon + 1));
     if (!port) {
-        error(n, "'" + s + "' in " + what + " has no valid port" + fix);
+        error(n, q(s) + " in " + what + " has no valid port" + fix);
         return std::nullopt;
     }
     if (*port == 0 || *port > 65535) {
-        error(n, "port " + std::to_string(*port) + " in " + what + " '" + s +
-                     "' is out of range; use 1..65535");
+        error(n, "port " + std::to_string(*port) + " in " + what + " " + q(s) + " is out of range; use 1..65535");
         return std::nullopt;
     }
     ep.addr = *addr;
@@ -486,8 +650,10 @@ RuleFile Parser::parse_rule_file(const YAML::Node& root) {
     }
     auto f = map_fields(root, "the rule file",
                         {{"version"}, {"host"}, {"identity"}, {"trusted_services"}, {"gate"},
-                         {"metrics"}, {"vnets"}, {"vaults"}});
+                         {"metrics"}, {"drop_log"}, {"vnets"}, {"vaults"}});
     if (!f) return rf;
+    if (auto x = f->get("drop_log"))
+        if (auto s = nonempty(*x, "drop_log")) rf.drop_log = resolve(*s);
     parse_version(*f, root, rf);
     if (auto x = f->get("host")) parse_host(*x, rf.host);
     if (auto x = f->get("identity")) parse_identity(*x, rf.identity);
@@ -499,8 +665,7 @@ RuleFile Parser::parse_rule_file(const YAML::Node& root) {
     if (rf.gate) {
         for (const auto& v : rf.vaults)
             if (v.upstream.empty())
-                error_at(v.pos, "vault '" + v.name +
-                                    "' has no upstream, but the gate forwards to it; add e.g. "
+                error_at(v.pos, "vault " + q(v.name) + " has no upstream, but the gate forwards to it; add e.g. "
                                     "`upstream: http://127.0.0.1:8200`");
     }
     return rf;
@@ -513,20 +678,32 @@ void Parser::parse_version(const Fields& f, const YAML::Node& root, RuleFile& rf
     if (!s) return;
     auto n = parse_uint(*s);
     if (!n || *n != 1) {
-        error(v, "unsupported version '" + *s + "'; this vaultwall reads `version: 1`");
+        error(v, "unsupported version " + q(*s) + "; this vaultwall reads `version: 1`");
         return;
     }
     rf.version = 1;
 }
 
 void Parser::parse_host(const Field& fld, Host& host) {
-    auto f = map_fields(fld.value, "host", {{"vxlan_port"}, {"vteps"}});
+    auto f = map_fields(fld.value, "host", {{"vxlan_port"}, {"vteps"}, {"drop_events_per_second"}});
     if (!f) return;
+    if (auto x = f->get("drop_events_per_second")) {
+        if (auto s = scalar(*x, "host.drop_events_per_second")) {
+            auto n = parse_uint(*s);
+            if (!n || *n > kMaxDropEventsPerSecond)
+                error(*x, "host.drop_events_per_second " + q(*s) +
+                              " is not a rate; use 0.." + std::to_string(kMaxDropEventsPerSecond) +
+                              " events a second per CPU (default 1000; 0 counts drops without "
+                              "sending events)");
+            else
+                host.drop_events_per_second = static_cast<std::uint32_t>(*n);
+        }
+    }
     if (auto x = f->get("vxlan_port")) {
         if (auto s = scalar(*x, "host.vxlan_port")) {
             auto n = parse_uint(*s);
             if (!n || *n == 0 || *n > 65535)
-                error(*x, "host.vxlan_port '" + *s + "' is not a UDP port; use 1..65535 (default 4789)");
+                error(*x, "host.vxlan_port " + q(*s) + " is not a UDP port; use 1..65535 (default 4789)");
             else
                 host.vxlan_port = static_cast<std::uint16_t>(*n);
         }
@@ -557,8 +734,7 @@ void Parser::parse_identity(const Field& fld, Identity& id) {
     if (auto x = f->get("authority")) {
         if (auto s = nonempty(*x, "identity.authority")) {
             if (s->rfind("https://", 0) != 0 && s->rfind("http://", 0) != 0)
-                error(*x, "identity.authority '" + *s +
-                              "' is not a URL; write e.g. https://login.microsoftonline.com");
+                error(*x, "identity.authority " + q(*s) + " is not a URL; write e.g. https://login.microsoftonline.com");
             else
                 id.authority = *s;
         }
@@ -586,7 +762,7 @@ void Parser::parse_issuer(const YAML::Node& n, Identity& id) {
     if (auto x = f->get("jwks_url")) {
         if (auto s = nonempty(*x, "jwks_url")) {
             if (s->rfind("https://", 0) != 0) {
-                error(*x, "jwks_url '" + *s + "' must be an https:// URL");
+                error(*x, "jwks_url " + q(*s) + " must be an https:// URL");
                 ok = false;
             } else {
                 is.jwks_url = *s;
@@ -606,21 +782,12 @@ void Parser::parse_trusted_services(const Field& f, RuleFile& rf) {
     auto s = nonempty(f, "trusted_services");
     if (!s) return;
     rf.trusted_services_file = resolve(*s);
-    std::ifstream in(rf.trusted_services_file);
-    if (!in) {
-        error(f, "cannot read trusted-services catalog '" + rf.trusted_services_file +
-                     "': " + std::strerror(errno) + "; fix the path (relative to this file)");
-        return;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    Parser sub(rf.trusted_services_file, fs::path(rf.trusted_services_file).parent_path());
-    try {
-        rf.trusted_services = sub.parse_catalog(YAML::Load(ss.str()));
-    } catch (const YAML::ParserException& e) {
-        sub.error_at({rf.trusted_services_file, e.mark.line + 1, e.mark.column + 1},
-                     "YAML syntax error: " + e.msg);
-    }
+    auto text = read_named(rf.trusted_services_file, "trusted-services catalog", pos(where(f)));
+    if (!text) return;
+    Parser sub(rf.trusted_services_file, fs::path(rf.trusted_services_file).parent_path(),
+               source_);
+    if (auto root = load_yaml(*text, sub, rf.trusted_services_file, "a trusted-services catalog"))
+        rf.trusted_services = sub.parse_catalog(*root);
     for (auto& d : sub.errors) errors.push_back(std::move(d));
     for (auto& w : sub.warnings) warnings.push_back(std::move(w));
 }
@@ -674,13 +841,13 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
     if (auto x = f->get("name")) {
         auto s = nonempty(*x, "vnet name");
         if (s && s->find('/') != std::string::npos) {
-            error(*x, "vnet name '" + *s + "' must not contain '/' (rules say VNET/SUBNET)");
+            error(*x, "vnet name " + q(*s) + " must not contain '/' (rules say VNET/SUBNET)");
             ok = false;
         } else if (s) {
             v.name = *s;
             for (const auto& o : rf.vnets)
                 if (o.name == v.name) {
-                    error(*x, "duplicate vnet name '" + v.name + "' (first at " + at_text(o.pos) +
+                    error(*x, "duplicate vnet name " + q(v.name) + " (first at " + at_text(o.pos) +
                                   "); give every VNet its own name");
                     ok = false;
                 }
@@ -692,14 +859,13 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
         auto s = scalar(*x, "vni");
         auto num = s ? parse_uint(*s) : std::nullopt;
         if (s && (!num || *num < 1 || *num > 16777215)) {
-            error(*x, "VNI '" + *s + "' is out of range; use 1..16777215");
+            error(*x, "VNI " + q(*s) + " is out of range; use 1..16777215");
             ok = false;
         } else if (num) {
             v.vni = static_cast<std::uint32_t>(*num);
             for (const auto& o : rf.vnets)
                 if (o.vni == v.vni) {
-                    error(*x, "duplicate VNI " + std::to_string(v.vni) + ": VNet '" + o.name +
-                                  "' (at " + at_text(o.pos) +
+                    error(*x, "duplicate VNI " + std::to_string(v.vni) + ": VNet " + q(o.name) + " (at " + at_text(o.pos) +
                                   ") already uses it; every VNet needs its own VNI");
                     ok = false;
                 }
@@ -722,17 +888,17 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
                 }
                 std::string name = it->first.Scalar();
                 if (name.empty() || name.find('/') != std::string::npos) {
-                    error(it->first, "subnet name '" + name + "' must be non-empty without '/'");
+                    error(it->first, "subnet name " + q(name) + " must be non-empty without '/'");
                     continue;
                 }
                 auto dup = std::find_if(v.subnets.begin(), v.subnets.end(),
                                         [&](const Subnet& s) { return s.name == name; });
                 if (dup != v.subnets.end()) {
-                    error(it->first, "duplicate subnet '" + name + "' (first at " +
+                    error(it->first, "duplicate subnet " + q(name) + " (first at " +
                                          at_text(dup->pos) + ")");
                     continue;
                 }
-                auto p = prefix(it->second, "subnet '" + name + "'");
+                auto p = prefix(it->second, "subnet " + q(name));
                 if (p) v.subnets.push_back({name, *p, pos(it->first)});
             }
         }
@@ -746,9 +912,9 @@ const Vnet* Parser::find_vnet(const std::string& name, const YAML::Node& at,
         if (v.name == name) return &v;
     std::vector<std::string> names;
     for (const auto& v : vnets_) names.push_back(v.name);
-    std::string msg = "unknown VNet '" + name + "' in " + context;
+    std::string msg = "unknown VNet " + q(name) + " in " + context;
     if (auto s = closest_match(name, names))
-        msg += "; did you mean '" + *s + "'?";
+        msg += "; did you mean " + q(*s) + "?";
     else if (names.empty())
         msg += "; no VNets are defined: add it under `vnets:`";
     else
@@ -762,17 +928,23 @@ const Vnet* Parser::find_vnet(const std::string& name, const YAML::Node& at,
 void Parser::parse_vaults(const Field& f, RuleFile& rf) {
     auto items = list(f, "vaults");
     if (!items) return;
-    std::map<std::string, SourcePos> names;
+    std::map<std::string, std::pair<std::string, SourcePos>> names;  // by lower-case name
     for (const auto& n : *items) {
         Vault v;
         v.pos = pos(n);
         std::size_t before = errors.size();
         parse_vault(n, v);
         if (!v.name.empty()) {
-            auto [it, fresh] = names.emplace(v.name, v.pos);
+            // Key Vault names are case-insensitive (the gate compares them so).
+            auto [it, fresh] = names.emplace(lower(v.name), std::make_pair(v.name, v.pos));
             if (!fresh)
-                error_at(v.pos, "duplicate vault name '" + v.name + "' (first at " +
-                                    at_text(it->second) + "); vault names must be unique");
+                error_at(v.pos, "duplicate vault name " + q(v.name) + " (first at " +
+                                    at_text(it->second.second) +
+                                    (it->second.first == v.name
+                                         ? std::string()
+                                         : ", spelled " + q(it->second.first)) +
+                                    "); vault names must be unique, ignoring case as Key Vault "
+                                    "does");
         }
         if (errors.size() == before) rf.vaults.push_back(std::move(v));
     }
@@ -800,19 +972,17 @@ void Parser::parse_vault(const YAML::Node& n, Vault& v) {
     if (auto x = f->get("name")) {
         if (auto s = nonempty(*x, "vault name")) {
             if (!is_vault_name(*s))
-                error(*x, "vault name '" + *s +
-                              "' is not valid; use up to 63 letters, digits, '-', '_' or '.'");
+                error(*x, "vault name " + q(*s) + " is not valid; use up to 63 letters, digits, '-', '_' or '.'");
             else
                 v.name = *s;
-            what = "vault '" + *s + "'";
+            what = "vault " + q(*s);
         }
     }
     require(*f, n, "tenant_id", what, "tenant_id: 3f1c9a52-7d0e-4b8a-9c11-5e2f0a6d4b10");
     if (auto x = f->get("tenant_id")) {
         if (auto s = nonempty(*x, "tenant_id")) {
             if (!is_guid(*s))
-                error(*x, "tenant_id '" + *s +
-                              "' is not a GUID; write it like 3f1c9a52-7d0e-4b8a-9c11-5e2f0a6d4b10");
+                error(*x, "tenant_id " + q(*s) + " is not a GUID; write it like 3f1c9a52-7d0e-4b8a-9c11-5e2f0a6d4b10");
             else
                 v.tenant_id = lower(*s);
         }
@@ -820,8 +990,7 @@ void Parser::parse_vault(const YAML::Node& n, Vault& v) {
     if (auto x = f->get("subscription_id")) {
         if (auto s = nonempty(*x, "subscription_id")) {
             if (!is_guid(*s))
-                error(*x, "subscription_id '" + *s +
-                              "' is not a GUID; write it like 0b1f6471-1bf0-4dda-aec3-cb9272f09590");
+                error(*x, "subscription_id " + q(*s) + " is not a GUID; write it like 0b1f6471-1bf0-4dda-aec3-cb9272f09590");
             else
                 v.subscription_id = lower(*s);
         }
@@ -831,7 +1000,7 @@ void Parser::parse_vault(const YAML::Node& n, Vault& v) {
     if (auto x = f->get("upstream")) {
         if (auto s = nonempty(*x, "upstream")) {
             if (s->rfind("http://", 0) != 0 && s->rfind("https://", 0) != 0)
-                error(*x, "upstream '" + *s + "' is not a URL; write e.g. http://127.0.0.1:8200");
+                error(*x, "upstream " + q(*s) + " is not a URL; write e.g. http://127.0.0.1:8200");
             else
                 v.upstream = *s;
         }
@@ -920,8 +1089,7 @@ void Parser::parse_private_endpoints(const Field& f, Vault& v) {
                                            o.endpoint.proto == ep->proto;
                                 });
         if (dup != v.private_endpoints.end()) {
-            warn(pe.endpoint.pos, "duplicate private endpoint " + an.Scalar() + " in VNet '" +
-                                      pe.vnet + "' (first at " + at_text(dup->endpoint.pos) +
+            warn(pe.endpoint.pos, "duplicate private endpoint " + an.Scalar() + " in VNet " + q(pe.vnet) + " (first at " + at_text(dup->endpoint.pos) +
                                       "); merged");
             continue;
         }
@@ -939,8 +1107,7 @@ void Parser::check_endpoint_owners(const RuleFile& rf) {
         auto [it, fresh] = owner.emplace(key, std::make_pair(v.name, e.pos));
         if (!fresh && it->second.first != v.name)
             error_at(e.pos, std::string(kind) + " " + format_ipv4(e.addr) + ":" +
-                                std::to_string(e.port) + " is already served by vault '" +
-                                it->second.first + "' (at " + at_text(it->second.second) +
+                                std::to_string(e.port) + " is already served by vault " + q(it->second.first) + " (at " + at_text(it->second.second) +
                                 "); an endpoint belongs to exactly one vault");
     };
     for (const auto& v : rf.vaults) {
@@ -951,8 +1118,19 @@ void Parser::check_endpoint_owners(const RuleFile& rf) {
 
 void Parser::parse_network_acls(const Field& fld, Vault& v) {
     auto f = map_fields(fld.value, "network_acls",
-                        {{"default_action"}, {"bypass"}, {"ip_rules"}, {"virtual_network_rules"}});
+                        {{"default_action"},
+                         {"bypass"},
+                         {"enforcement"},
+                         {"ip_rules"},
+                         {"ip_rules_file"},
+                         {"virtual_network_rules"}});
     if (!f) return;
+    ip_seen_.clear();
+    if (auto x = f->get("enforcement")) {
+        if (auto e = enumeration<Enforcement>(
+                *x, "enforcement", {{"enforce", Enforcement::enforce}, {"audit", Enforcement::audit}}))
+            v.enforcement = *e;
+    }
     if (auto x = f->get("default_action")) {
         if (auto e = enumeration<DefaultAction>(
                 *x, "default_action", {{"allow", DefaultAction::allow}, {"deny", DefaultAction::deny}}))
@@ -966,6 +1144,16 @@ void Parser::parse_network_acls(const Field& fld, Vault& v) {
     if (auto x = f->get("ip_rules")) {
         if (auto items = list(*x, "ip_rules"))
             for (const auto& n : *items) parse_ip_rule(n, v);
+    }
+    if (auto x = f->get("ip_rules_file")) {
+        if (auto s = nonempty(*x, "ip_rules_file")) {
+            v.ip_rules_file = resolve(*s);
+            if (auto text = read_named(v.ip_rules_file, "ip_rules_file", pos(where(*x)))) {
+                std::vector<IpRule> rules;
+                scan_ip_list(*text, v.ip_rules_file, rules, errors);
+                for (auto& r : rules) add_ip_rule(std::move(r), v);
+            }
+        }
     }
     if (auto x = f->get("virtual_network_rules")) {
         if (auto items = list(*x, "virtual_network_rules"))
@@ -987,14 +1175,23 @@ void Parser::parse_ip_rule(const YAML::Node& n, Vault& v) {
     }
     auto p = prefix(value, "ip_rules");
     if (!p) return;
-    IpRule r{*p, pos(value)};
-    for (const auto& o : v.ip_rules)
-        if (o.prefix == r.prefix) {
-            warn(r.pos, "duplicate ip rule " + r.prefix.str() + " in vault '" + v.name +
-                            "' (first at " + at_text(o.pos) + "); merged");
-            return;
-        }
-    v.ip_rules.push_back(r);
+    add_ip_rule(IpRule{*p, pos(value)}, v);
+}
+
+// Appends a rule, or merges a duplicate of an earlier one with a warning.
+void Parser::add_ip_rule(IpRule r, Vault& v) {
+    auto key = std::uint64_t(r.prefix.addr) << 8 | r.prefix.len;
+    auto [it, fresh] = ip_seen_.emplace(key, v.ip_rules.size());
+    if (!fresh) {
+        const IpRule& o = v.ip_rules[it->second];
+        std::string first = o.pos.file == r.pos.file ? at_text(o.pos) : o.pos.file + ":" +
+                                                                           std::to_string(o.pos.line) + ":" +
+                                                                           std::to_string(o.pos.col);
+        warn(r.pos, "duplicate ip rule " + r.prefix.str() + " in vault " + q(v.name) +
+                        " (first at " + first + "); merged");
+        return;
+    }
+    v.ip_rules.push_back(std::move(r));
 }
 
 // `prod-vnet/app`, or `{id: prod-vnet/app}`, or an Azure subnet resource id
@@ -1030,18 +1227,17 @@ void Parser::parse_vnet_rule(const YAML::Node& n, Vault& v) {
         subnet_name = text.substr(slash + 1);
     }
     if (vnet_name.empty() || subnet_name.empty()) {
-        error(value, "'" + text +
-                         "' is not a virtual network rule; write VNET/SUBNET, e.g. prod-vnet/app");
+        error(value, q(text) + " is not a virtual network rule; write VNET/SUBNET, e.g. prod-vnet/app");
         return;
     }
-    const Vnet* vnet = find_vnet(vnet_name, value, "virtual network rule '" + text + "'");
+    const Vnet* vnet = find_vnet(vnet_name, value, "virtual network rule " + q(text));
     if (!vnet) return;
     auto sub = std::find_if(vnet->subnets.begin(), vnet->subnets.end(),
                             [&](const Subnet& s) { return s.name == subnet_name; });
     if (sub == vnet->subnets.end()) {
         std::vector<std::string> names;
         for (const auto& s : vnet->subnets) names.push_back(s.name);
-        std::string msg = "VNet '" + vnet_name + "' has no subnet '" + subnet_name + "'";
+        std::string msg = "VNet " + q(vnet_name) + " has no subnet " + q(subnet_name);
         if (auto c = closest_match(subnet_name, names))
             msg += "; did you mean '" + vnet_name + "/" + *c + "'?";
         else if (names.empty())
@@ -1055,8 +1251,7 @@ void Parser::parse_vnet_rule(const YAML::Node& n, Vault& v) {
     for (const auto& o : v.vnet_rules)
         if (o.vni == r.vni && o.prefix == r.prefix) {
             warn(r.pos, "duplicate virtual network rule " + vnet_name + "/" + subnet_name + " (" +
-                            r.prefix.str() + " in VNI " + std::to_string(r.vni) + ") in vault '" +
-                            v.name + "' (same as " + o.vnet + "/" + o.subnet + " at " +
+                            r.prefix.str() + " in VNI " + std::to_string(r.vni) + ") in vault " + q(v.name) + " (same as " + o.vnet + "/" + o.subnet + " at " +
                             at_text(o.pos) + "); merged");
             return;
         }
@@ -1075,7 +1270,7 @@ void Parser::parse_access_policy(const YAML::Node& n, Vault& v) {
     if (auto x = f->get("object_id")) {
         auto s = nonempty(*x, "object_id");
         if (s && !is_guid(*s)) {
-            error(*x, "object_id '" + *s + "' is not a GUID; use the principal's object id");
+            error(*x, "object_id " + q(*s) + " is not a GUID; use the principal's object id");
             ok = false;
         } else if (s) {
             ap.object_id = lower(*s);
@@ -1087,7 +1282,7 @@ void Parser::parse_access_policy(const YAML::Node& n, Vault& v) {
         if (auto x = f->get(k)) {
             auto s = nonempty(*x, k);
             if (s && !is_guid(*s)) {
-                error(*x, std::string(k) + " '" + *s + "' is not a GUID");
+                error(*x, std::string(k) + " " + q(*s) + " is not a GUID");
                 ok = false;
             }
         }
@@ -1113,9 +1308,9 @@ void Parser::parse_access_policy(const YAML::Node& n, Vault& v) {
                     set.insert(*c);
                     continue;
                 }
-                std::string msg = "unknown " + kind + " permission '" + name + "'";
+                std::string msg = "unknown " + kind + " permission " + q(name);
                 if (auto s = closest_match(name, permission_names(kind)))
-                    msg += "; did you mean '" + *s + "'?";
+                    msg += "; did you mean " + q(*s) + "?";
                 else
                     msg += ";";
                 msg += " Key Vault's " + kind + " permissions: " + join(permission_names(kind));
@@ -1140,7 +1335,7 @@ void Parser::parse_role_assignment(const YAML::Node& n, Vault& v) {
     if (auto x = f->get("principal_id")) {
         auto s = nonempty(*x, "principal_id");
         if (s && !is_guid(*s)) {
-            error(*x, "principal_id '" + *s + "' is not a GUID; use the principal's object id");
+            error(*x, "principal_id " + q(*s) + " is not a GUID; use the principal's object id");
             ok = false;
         } else if (s) {
             ra.principal_id = lower(*s);
@@ -1154,9 +1349,9 @@ void Parser::parse_role_assignment(const YAML::Node& n, Vault& v) {
             if (auto c = canonical_role(*s)) {
                 ra.role = *c;
             } else {
-                std::string msg = "unknown role '" + *s + "'";
+                std::string msg = "unknown role " + q(*s);
                 if (auto m = closest_match(*s, builtin_role_names()))
-                    msg += "; did you mean '" + *m + "'?";
+                    msg += "; did you mean " + q(*m) + "?";
                 else
                     msg += ";";
                 msg += " Built-in Key Vault data roles: " + join(builtin_role_names());
@@ -1180,8 +1375,7 @@ void Parser::parse_role_assignment(const YAML::Node& n, Vault& v) {
                 }
             }
             if (!good)
-                error(*x, "bad scope '" + *s +
-                              "'; use / (the whole vault), /secrets/NAME, /keys/NAME or "
+                error(*x, "bad scope " + q(*s) + "; use / (the whole vault), /secrets/NAME, /keys/NAME or "
                               "/certificates/NAME (NAME: 1-127 letters, digits or '-')");
             else
                 ra.scope = *s;
@@ -1234,7 +1428,7 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
             ts.id = *s;
             auto [it, fresh] = ids.emplace(*s, pos(x->value));
             if (!fresh)
-                error(*x, "duplicate trusted service id '" + *s + "' (first at " +
+                error(*x, "duplicate trusted service id " + q(*s) + " (first at " +
                               at_text(it->second) + ")");
         }
     }
@@ -1251,8 +1445,7 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
                 const auto& rt = (*l)[i++];
                 auto slash = rt.find('/');
                 if (slash == std::string::npos || slash == 0 || slash + 1 == rt.size())
-                    error(item, "resource type '" + rt +
-                                    "' is not NAMESPACE/TYPE, e.g. Microsoft.Storage/storageAccounts");
+                    error(item, "resource type " + q(rt) + " is not NAMESPACE/TYPE, e.g. Microsoft.Storage/storageAccounts");
                 else
                     ts.resource_types.push_back(rt);
             }
@@ -1267,17 +1460,16 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
                     ts.operations.push_back(*c);
                     continue;
                 }
-                std::string msg = "unknown operation '" + op + "'";
+                std::string msg = "unknown operation " + q(op);
                 if (auto m = closest_match(op, known_operations()))
-                    msg += "; did you mean '" + *m + "'?";
+                    msg += "; did you mean " + q(*m) + "?";
                 else
                     msg += "; operations are KIND/PERMISSION, e.g. keys/wrapKey, secrets/get, "
                            "certificates/get";
                 error(item, msg);
             }
             if (l->empty())
-                warn(pos(x->key), "trusted service '" + ts.id +
-                                      "' has no operations; it can never pass the gate");
+                warn(pos(x->key), "trusted service " + q(ts.id) + " has no operations; it can never pass the gate");
         }
     }
     return ts;
@@ -1285,31 +1477,56 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
 
 // ---------------------------------------------------------------- entry points
 
-YAML::Node load_yaml(std::string_view text, Parser& p, const std::string& name, bool& ok) {
-    ok = false;
+// Records where every document of a stream starts, to point at a second one.
+class DocumentStarts : public YAML::EventHandler {
+public:
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+// The file's one YAML document; nullopt (with the error recorded) when the
+// text is not UTF-8, not YAML, or holds more than one document.
+std::optional<YAML::Node> load_yaml(std::string_view text, Parser& p, const std::string& name,
+                                    const char* what) {
+    if (auto bad = utf8_error(name, text, what)) {
+        p.error_at(bad->pos, bad->message);
+        return std::nullopt;
+    }
     try {
-        YAML::Node n = YAML::Load(std::string(text));
-        ok = true;
-        return n;
+        std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+        if (docs.size() > 1) {
+            std::stringstream in{std::string(text)};
+            YAML::Parser parser(in);
+            DocumentStarts starts;
+            while (parser.HandleNextDocument(starts)) {
+            }
+            SourcePos at{name, 1, 1};
+            if (starts.starts.size() > 1)
+                at = {name, starts.starts[1].line + 1, starts.starts[1].column + 1};
+            p.error_at(at, std::string("a second YAML document; ") + what +
+                               " is one document: remove the `---` and what follows, or "
+                               "merge it into the first");
+            return std::nullopt;
+        }
+        return docs.empty() ? YAML::Node() : docs[0];
     } catch (const YAML::ParserException& e) {
         p.error_at({name, e.mark.line + 1, e.mark.column + 1},
                    "YAML syntax error: " + e.msg +
                        "; check the indentation (spaces, not tabs), the ':' after each key, "
                        "brackets and quotes");
     }
-    return {};
-}
-
-std::string read_file(const std::string& path, const char* what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw RuleFileError({Diagnostic{{path, 0, 0},
-                                        std::string("cannot read ") + what + ": " +
-                                            std::strerror(errno)}});
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return std::nullopt;
 }
 
 std::string dir_of(const std::string& path) {
@@ -1317,35 +1534,68 @@ std::string dir_of(const std::string& path) {
     return parent.lexically_normal().string();
 }
 
+std::string absolute_path(const std::string& path) {
+    return fs::absolute(fs::path(path)).lexically_normal().string();
+}
+
 }  // namespace
 
 RuleFile parse_rule_text(std::string_view text, const std::string& name,
-                         const std::string& base_dir) {
-    Parser p(name, base_dir);
-    bool ok = false;
-    YAML::Node root = load_yaml(text, p, name, ok);
+                         const std::string& base_dir, const FileSource& source) {
+    Parser p(name, base_dir, source);
     RuleFile rf;
-    if (ok) rf = p.parse_rule_file(root);
+    if (auto root = load_yaml(text, p, name, "a rule file")) rf = p.parse_rule_file(*root);
     if (!p.errors.empty()) throw RuleFileError(std::move(p.errors));
     rf.path = name;
     rf.warnings = std::move(p.warnings);
+    rf.files = std::move(p.files);
     return rf;
 }
 
-RuleFile load_rule_file(const std::string& path) {
-    std::string text = read_file(path, "rule file");
-    return parse_rule_text(text, path, dir_of(path));
+namespace {
+// The bytes of a file named on the command line (or by the fleet), or a
+// RuleFileError naming it.
+std::string read_top(const std::string& path, const FileSource& source, const char* what) {
+    try {
+        if (auto bytes = source.read(path)) return *std::move(bytes);
+        throw RuleFileError({Diagnostic{{path, 0, 0}, std::string("cannot read ") + what +
+                                                          ": no such file"}});
+    } catch (const SourceError& e) {
+        throw RuleFileError(
+            {Diagnostic{{path, 0, 0}, std::string("cannot read ") + what + ": it " + e.what()}});
+    }
+}
+}  // namespace
+
+RuleFile load_rule_file(const std::string& path, const FileSource& source) {
+    std::string abs = absolute_path(path);
+    std::string text = read_top(abs, source, "rule file");
+    RuleFile rf = parse_rule_text(text, path, dir_of(path), source);
+    rf.files.insert(rf.files.begin(), abs);
+    return rf;
 }
 
-std::vector<TrustedService> load_trusted_services(const std::string& path) {
-    std::string text = read_file(path, "trusted-services catalog");
-    Parser p(path, dir_of(path));
-    bool ok = false;
-    YAML::Node root = load_yaml(text, p, path, ok);
+std::vector<TrustedService> load_trusted_services(const std::string& path,
+                                                  const FileSource& source) {
+    std::string text = read_top(absolute_path(path), source, "trusted-services catalog");
+    Parser p(path, dir_of(path), source);
     std::vector<TrustedService> out;
-    if (ok) out = p.parse_catalog(root);
+    if (auto root = load_yaml(text, p, path, "a trusted-services catalog"))
+        out = p.parse_catalog(*root);
     if (!p.errors.empty()) throw RuleFileError(std::move(p.errors));
     return out;
+}
+
+}  // namespace vaultwall::rules
+
+namespace vaultwall::rules {
+
+std::vector<IpRule> parse_ip_rules_text(std::string_view text, const std::string& name) {
+    std::vector<IpRule> rules;
+    std::vector<Diagnostic> errors;
+    scan_ip_list(text, name, rules, errors);
+    if (!errors.empty()) throw RuleFileError(std::move(errors));
+    return rules;
 }
 
 }  // namespace vaultwall::rules
