@@ -70,7 +70,7 @@ EtcdCluster::~EtcdCluster() {
     for (int i = 0; i < size(); ++i)
         if (members_[i].pid > 0) kill(i);
     std::error_code ec;
-    fs::remove_all(dir_, ec);
+    if (!std::getenv("VW_KEEP_ETCD")) fs::remove_all(dir_, ec);  // kept for a post-mortem when set
 }
 
 std::string EtcdCluster::endpoint(int i) const {

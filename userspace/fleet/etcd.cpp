@@ -101,8 +101,15 @@ public:
     }
 
     void write(const Req& r) {
-        std::lock_guard<std::mutex> lk(wmu_);
-        if (ended_ || !stream_->Write(r)) throw EtcdError(what_ + ": stream closed", 0, true);
+        {
+            std::lock_guard<std::mutex> lk(wmu_);
+            if (!ended_ && stream_->Write(r)) return;
+        }
+        // The stream has failed: report why (the reader collects the status).
+        std::unique_lock<std::mutex> lk(qmu_);
+        cv_.wait_for(lk, std::chrono::seconds(2), [&] { return done_; });
+        throw EtcdError(what_ + ": " + (done_ && !status_.ok() ? status_text(status_) : "stream closed"),
+                        int(status_.error_code()), true);
     }
 
     // The next answer, nullopt after `timeout`; throws once the stream ended.
@@ -238,7 +245,8 @@ struct EtcdClient::Impl {
             args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
             args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
             args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-            args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+            // (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS stays at its default: gRPC also
+            // takes it as the deadline of one connection attempt.)
             args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
             Member m;
             m.url = url;
@@ -248,6 +256,20 @@ struct EtcdClient::Impl {
             m.watch = pb::Watch::NewStub(m.channel);
             m.auth = pb::Auth::NewStub(m.channel);
             members.push_back(std::move(m));
+        }
+    }
+
+    // Waits until `m`'s channel is connected. A channel left IDLE after a
+    // failed attempt does not reconnect by itself in this gRPC (1.51): asking
+    // for its state with try_to_connect starts an attempt.
+    void connect(Member& m, std::chrono::milliseconds budget) {
+        auto deadline = std::chrono::system_clock::now() + budget;
+        for (;;) {
+            auto st = m.channel->GetState(true);
+            if (st == GRPC_CHANNEL_READY) return;
+            if (!m.channel->WaitForStateChange(st, deadline))
+                throw EtcdError("etcd " + m.url + ": cannot connect (" + std::to_string(budget.count()) + " ms)",
+                                int(grpc::StatusCode::UNAVAILABLE), true);
         }
     }
 
@@ -300,6 +322,7 @@ struct EtcdClient::Impl {
             std::size_t idx = current_index();
             Member& m = members[idx];
             try {
+                connect(m, std::min(opts.timeout, std::chrono::milliseconds(2000)));
                 grpc::Status s;
                 for (int round = 0; round < 2; ++round) {
                     auto ctx = context(m, round > 0, true);
@@ -443,6 +466,7 @@ WatchStream::WatchStream(EtcdClient& client) : impl_(std::make_unique<Impl>()) {
     Member& m = ci.members[idx];
     endpoint_ = m.url;
     impl_->timeout = client.options().timeout;
+    ci.connect(m, impl_->timeout);
     auto ctx = ci.context(m, false, false);
     // Ask etcd to end the stream when this member loses its leader: a
     // partitioned member would otherwise keep an idle stream open forever.
@@ -518,6 +542,7 @@ LeaseKeepAlive::LeaseKeepAlive(EtcdClient& client, std::int64_t lease_id)
     : id_(lease_id), impl_(std::make_unique<Impl>()) {
     auto& ci = client.impl();
     Member& m = ci.members[ci.current_index()];
+    ci.connect(m, client.options().timeout);
     impl_->bidi = std::make_unique<Bidi<pb::LeaseKeepAliveRequest, pb::LeaseKeepAliveResponse>>(
         ci.context(m, false, false), [&](grpc::ClientContext* c) { return m.lease->LeaseKeepAlive(c); },
         "etcd " + m.url + ": lease keep-alive");
