@@ -20,5 +20,6 @@ using Runner = std::function<std::optional<int>()>;
 
 Runner add_publish(CLI::App& app, const Globals& g);  // cmd_publish.cpp
 Runner add_fleet(CLI::App& app, const Globals& g);    // cmd_fleet.cpp
+Runner add_check(CLI::App& app, const Globals& g);    // cmd_check.cpp
 
 }  // namespace vaultwall::ctl

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
     auto import = vaultwall::ctl::add_import_command(app);
 
     const ctl::Globals globals{socket, pin_root};
-    const std::vector<ctl::Runner> commands = {ctl::add_publish(app, globals), ctl::add_fleet(app, globals)};
+    const std::vector<ctl::Runner> commands = {ctl::add_publish(app, globals), ctl::add_fleet(app, globals),
+                                                ctl::add_check(app, globals)};
 
     try {
         app.parse(argc, argv);
