@@ -716,3 +716,92 @@ TEST_F(Proxy, SlowlorisOnKeepAliveCutAtHeaderDeadline) {
     EXPECT_LT(took, 4000ms);
     EXPECT_GE(took, 1000ms);
 }
+
+// ---- The two-phase reconfiguration (Gate::prepare / Gate::commit) ----
+
+namespace {
+// A plain TCP connect to 127.0.0.1:port succeeds (something listens).
+bool connects(std::uint16_t port) {
+    net::io_context ioc;
+    tcp::socket s(ioc);
+    boost::system::error_code ec;
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    return !ec;
+}
+}  // namespace
+
+TEST_F(Proxy, PrepareBindsWithoutTouchingWhatRunsAndCommitSwaps) {
+    auto old_port = port;
+    auto p2 = free_port();
+    auto rf = rule_file(p2, "http://127.0.0.1:" + std::to_string(vault_port));
+    rf.vaults[0].access_policies.clear();  // the new config denies
+    auto prepared = gate->prepare(GateConfig::build(rf, options()));
+    EXPECT_TRUE(connects(p2));  // bound and listening already...
+    ASSERT_EQ(gate->listening(), std::vector<std::string>{"127.0.0.1:" + std::to_string(old_port)});
+    EXPECT_EQ(curl("GET", "/secrets/nosuch", bearer()).code, 404);  // ...while the old config serves
+    gate->commit(std::move(prepared));
+    EXPECT_EQ(gate->listening(), std::vector<std::string>{"127.0.0.1:" + std::to_string(p2)});
+    port = p2;
+    auto denied = curl("GET", "/secrets/nosuch", bearer());
+    EXPECT_EQ(denied.code, 403);
+    EXPECT_EQ(json::parse(denied.body)["error"]["innererror"]["code"], "ForbiddenByPolicy");
+    std::this_thread::sleep_for(100ms);  // the old listener closes on its strand
+    EXPECT_FALSE(connects(old_port));
+}
+
+TEST_F(Proxy, PrepareFailureChangesNothing) {
+    auto base = rule_file(port, "http://127.0.0.1:" + std::to_string(vault_port));
+    // An endpoint that cannot be bound (another socket holds it).
+    net::io_context ioc;
+    tcp::acceptor busy(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    auto busy_port = busy.local_endpoint().port();
+    auto rf = base;
+    rf.vaults[0].access_policies.clear();
+    auto second = vault(kLoop, busy_port);
+    second.name = "second";
+    second.upstream = rf.vaults[0].upstream;
+    rf.vaults.push_back(second);
+    try {
+        gate->prepare(GateConfig::build(rf, options()));
+        ADD_FAILURE() << "prepare did not throw";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(busy_port)), std::string::npos)
+            << e.what();
+    }
+    // A TLS context with no certificate (GateConfig::build refuses a bad
+    // certificate file itself: checked by BuildErrorsAreOneLine).
+    auto no_cert = std::make_shared<GateConfig>(*GateConfig::build(rf, options()));
+    no_cert->tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+    try {
+        gate->prepare(no_cert);
+        ADD_FAILURE() << "prepare did not throw";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("server.pem"), std::string::npos) << e.what();
+    }
+    // An audit log that cannot be opened.
+    auto bad_audit = base;
+    bad_audit.gate->audit_log = dir + "/no/such/dir/audit.jsonl";
+    EXPECT_THROW(gate->prepare(GateConfig::build(bad_audit, options())), std::runtime_error);
+    // The running gate is as it was: same endpoint, same (allowing) config.
+    EXPECT_EQ(gate->listening(), std::vector<std::string>{"127.0.0.1:" + std::to_string(port)});
+    EXPECT_EQ(curl("GET", "/secrets/nosuch", bearer()).code, 404);
+    // A dropped Prepared gives its sockets back.
+    auto p3 = free_port();
+    gate->prepare(GateConfig::build(rule_file(p3, base.vaults[0].upstream), options()));
+    tcp::acceptor again(ioc);
+    again.open(tcp::v4());
+    boost::system::error_code ec;
+    again.bind(tcp::endpoint(net::ip::make_address("127.0.0.1"), p3), ec);
+    EXPECT_FALSE(ec) << ec.message();
+}
+
+TEST_F(Proxy, CommitStartsAGateNotStartedYet) {
+    gate->stop();
+    port = free_port();
+    auto cfg = GateConfig::build(rule_file(port, "http://127.0.0.1:" + std::to_string(vault_port)), options());
+    gate = std::make_unique<Gate>(nullptr, 2);
+    EXPECT_TRUE(gate->listening().empty());
+    gate->commit(gate->prepare(cfg));
+    EXPECT_EQ(gate->listening(), std::vector<std::string>{"127.0.0.1:" + std::to_string(port)});
+    EXPECT_EQ(curl("GET", "/secrets/nosuch", bearer()).code, 404);
+}

@@ -3,7 +3,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -524,30 +529,41 @@ struct Gate::Impl {
     std::shared_ptr<Shared> sh;
     std::vector<std::thread> threads;
     unsigned nthreads = 1;
-    std::mutex lmu;
+    std::mutex lmu;  // listeners, started, stopped
     std::map<ListenKey, std::shared_ptr<Listener>> listeners;
     bool started = false, stopped = false;
 
     explicit Impl(unsigned n) : ioc(static_cast<int>(n)), sh(std::make_shared<Shared>(ioc)), nthreads(n) {}
 
-    // Opens listeners for every route of cfg that is not open; closes the
-    // ones cfg no longer has. Caller holds lmu.
-    std::vector<std::string> reconcile(const GateConfig& cfg, bool throw_on_error) {
-        std::vector<std::string> errors;
+    // Opens a listener for every route of cfg that has none yet, into
+    // `opened`. Caller holds lmu. Throws (naming the endpoint) only when
+    // `errors` is null; otherwise collects one message per failure.
+    void open_missing(const GateConfig& cfg, std::map<ListenKey, std::shared_ptr<Listener>>& opened,
+                      std::vector<std::string>* errors) {
         for (const auto& [key, routes] : cfg.routes) {
-            if (listeners.count(key)) continue;
+            if (listeners.count(key) || opened.count(key)) continue;
             auto l = std::make_shared<Listener>(ioc, sh, key);
             try {
                 l->open();
             } catch (const std::exception& e) {
                 std::string msg = "cannot listen on " + l->name() + ": " + e.what();
-                if (throw_on_error) throw std::runtime_error(msg);
-                errors.push_back(msg);
+                if (!errors) throw std::runtime_error(msg);
+                errors->push_back(msg);
                 continue;
             }
+            opened[key] = l;
+        }
+    }
+
+    // Takes `opened` into the running set (accepting if started) and closes
+    // the listeners cfg no longer has. Caller holds lmu.
+    void adopt(const GateConfig& cfg, std::map<ListenKey, std::shared_ptr<Listener>>& opened) {
+        for (auto& [key, l] : opened) {
+            if (listeners.count(key)) continue;  // dropped with `opened`
             listeners[key] = l;
             if (started) l->start();
         }
+        opened.clear();
         for (auto it = listeners.begin(); it != listeners.end();) {
             if (!cfg.routes.count(it->first)) {
                 it->second->close();
@@ -556,9 +572,40 @@ struct Gate::Impl {
                 ++it;
             }
         }
-        return errors;
+    }
+
+    // Starts the I/O threads and every listener. Caller holds lmu.
+    void run() {
+        started = true;
+        for (auto& [k, l] : listeners) l->start();
+        work.emplace(net::make_work_guard(ioc));
+        for (unsigned i = 0; i < nthreads; ++i)
+            threads.emplace_back([this] {
+                for (;;) {
+                    try {
+                        ioc.run();
+                        return;
+                    } catch (const std::exception& e) {
+                        spdlog::error("gate: unexpected exception in I/O thread: {}", e.what());
+                    }
+                }
+            });
     }
 };
+
+struct Gate::Prepared::State {
+    std::shared_ptr<Impl> owner;  // its io_context outlives the listeners
+    std::shared_ptr<const GateConfig> config;
+    std::map<ListenKey, std::shared_ptr<Listener>> opened;  // bound and listening, not accepting
+};
+
+Gate::Prepared::Prepared(std::unique_ptr<State> s) : s_(std::move(s)) {}
+
+Gate::Prepared::~Prepared() {
+    if (!s_) return;
+    for (auto& [k, l] : s_->opened) l->close_now();  // never accepted: no strand work to wait for
+    s_->opened.clear();
+}
 
 namespace {
 // threads == 0: VW_GATE_THREADS (1-256) if set, else the hardware concurrency.
@@ -587,33 +634,62 @@ Gate::Gate(std::shared_ptr<const GateConfig> config, unsigned threads) {
 Gate::~Gate() { stop(); }
 
 void Gate::start() {
+    {
+        std::lock_guard lock(impl_->lmu);
+        if (impl_->started || impl_->stopped) return;
+    }
+    commit(prepare(config()));
+}
+
+namespace {
+
+// The checks prepare() makes of what GateConfig::build loaded.
+void check_tls(const GateConfig& cfg) {
+    SSL_CTX* ctx = cfg.tls ? cfg.tls->native_handle() : nullptr;
+    if (!ctx || !SSL_CTX_get0_certificate(ctx))
+        throw std::runtime_error("gate.tls_cert " + cfg.tls_cert + ": no certificate loaded");
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        throw std::runtime_error("gate.tls_key " + cfg.tls_key + " does not match gate.tls_cert " + cfg.tls_cert);
+}
+
+void check_audit_log(const std::string& path) {
+    if (path.empty()) return;
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) throw std::runtime_error("cannot open gate.audit_log " + path + ": " + std::strerror(errno));
+    ::close(fd);
+}
+
+}  // namespace
+
+std::unique_ptr<Gate::Prepared> Gate::prepare(std::shared_ptr<const GateConfig> config) {
+    if (!config) throw std::runtime_error("gate: no configuration");
+    check_tls(*config);
+    check_audit_log(config->audit_log);
+    auto st = std::make_unique<Prepared::State>();
+    st->owner = impl_;
+    st->config = config;
     auto& im = *impl_;
     std::lock_guard lock(im.lmu);
-    if (im.started || im.stopped) return;
-    auto cfg = im.sh->config();
-    if (!im.sh->audit.open(cfg->audit_log))
-        throw std::runtime_error("cannot open gate.audit_log " + cfg->audit_log);
+    if (im.stopped) throw std::runtime_error("gate: stopped");
+    im.open_missing(*config, st->opened, nullptr);  // on a throw, st closes what it opened
+    return std::unique_ptr<Prepared>(new Prepared(std::move(st)));
+}
+
+void Gate::commit(std::unique_ptr<Prepared> prepared) noexcept {
+    if (!prepared || !prepared->s_ || prepared->s_->owner != impl_) return;
+    auto& st = *prepared->s_;
+    auto& im = *impl_;
     try {
-        im.reconcile(*cfg, true);
-    } catch (...) {
-        for (auto& [k, l] : im.listeners) l->close_now();
-        im.listeners.clear();
-        throw;
+        im.sh->set_config(st.config);
+        if (!im.sh->audit.open(st.config->audit_log))
+            spdlog::error("gate: cannot open audit log {}", st.config->audit_log);
+        std::lock_guard lock(im.lmu);
+        if (im.stopped) return;
+        im.adopt(*st.config, st.opened);
+        if (!im.started) im.run();
+    } catch (const std::exception& e) {  // std::thread could not start, out of memory
+        spdlog::error("gate: commit: {}", e.what());
     }
-    im.started = true;
-    for (auto& [k, l] : im.listeners) l->start();
-    im.work.emplace(net::make_work_guard(im.ioc));
-    for (unsigned i = 0; i < im.nthreads; ++i)
-        im.threads.emplace_back([&im] {
-            for (;;) {
-                try {
-                    im.ioc.run();
-                    return;
-                } catch (const std::exception& e) {
-                    spdlog::error("gate: unexpected exception in I/O thread: {}", e.what());
-                }
-            }
-        });
 }
 
 void Gate::stop() {
@@ -641,7 +717,11 @@ std::vector<std::string> Gate::reconfigure(std::shared_ptr<const GateConfig> con
         spdlog::error("gate: cannot open audit log {}", config->audit_log);
     std::lock_guard lock(im.lmu);
     if (im.stopped) return {};
-    return im.reconcile(*config, false);
+    std::map<ListenKey, std::shared_ptr<Listener>> opened;
+    std::vector<std::string> errors;
+    im.open_missing(*config, opened, &errors);
+    im.adopt(*config, opened);
+    return errors;
 }
 
 std::shared_ptr<const GateConfig> Gate::config() const { return impl_->sh->config(); }

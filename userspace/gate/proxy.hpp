@@ -8,6 +8,11 @@
 //   g.start();                    // binds every endpoint, throws on failure
 //   ... g.reconfigure(gate::GateConfig::build(new_rule_file, ...));   // SIGHUP
 //   g.stop();
+//
+// The daemon's reload transaction uses the two phases instead:
+//   auto p = g.prepare(cfg);   // throws: nothing running changed
+//   ... other steps of the transaction; dropping p undoes this one ...
+//   g.commit(std::move(p));    // never throws
 #pragma once
 
 #include <atomic>
@@ -33,7 +38,10 @@ struct GateStats {
 
 class Gate {
 public:
-    // threads == 0: std::thread::hardware_concurrency().
+    class Prepared;  // opaque: a config with its listeners opened
+
+    // threads == 0: std::thread::hardware_concurrency(). `config` may be null
+    // when the first config comes with commit().
     explicit Gate(std::shared_ptr<const GateConfig> config, unsigned threads = 0);
     ~Gate();
     Gate(const Gate&) = delete;
@@ -51,6 +59,18 @@ public:
     // message per endpoint that could not be bound (empty: all fine).
     std::vector<std::string> reconfigure(std::shared_ptr<const GateConfig> config);
 
+    // Builds everything `config` needs without touching what runs: checks its
+    // TLS context (a certificate and the key matching it) and its audit log,
+    // and binds a listening socket for every endpoint not served already.
+    // Throws std::runtime_error naming the failing endpoint or file. Dropping
+    // the result releases its sockets. Works on a Gate not started yet.
+    std::unique_ptr<Prepared> prepare(std::shared_ptr<const GateConfig> config);
+    // Swaps the prepared config in: requests that start afterwards use it,
+    // the prepared listeners accept, endpoints it no longer has are closed;
+    // starts the gate if it was not running. Never throws (a failure it
+    // cannot undo, such as no thread to start, is logged).
+    void commit(std::unique_ptr<Prepared> prepared) noexcept;
+
     std::shared_ptr<const GateConfig> config() const;
     // Writes the audit lines buffered so far (they are otherwise written in
     // batches: at least every 100 ms, and on stop()).
@@ -63,6 +83,19 @@ public:
 
 private:
     std::shared_ptr<Impl> impl_;
+};
+
+class Gate::Prepared {
+public:
+    ~Prepared();  // closes the listeners commit() did not take
+    Prepared(const Prepared&) = delete;
+    Prepared& operator=(const Prepared&) = delete;
+
+private:
+    friend class Gate;
+    struct State;
+    explicit Prepared(std::unique_ptr<State> s);
+    std::unique_ptr<State> s_;
 };
 
 }  // namespace vaultwall::gate
