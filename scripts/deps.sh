@@ -18,6 +18,8 @@ PACKAGES=(
   etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
   golang-github-grpc-ecosystem-grpc-gateway-dev protobuf-compiler protobuf-compiler-grpc libgrpc++-dev
   libprotobuf-dev
+  # fuzzing (tools/fuzz/run): clang 16 with libFuzzer and the sanitizer runtimes
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 # The gate's SDK test runs the official Key Vault JavaScript SDKs: Node.js 18+
 # and npm, from Debian unless the machine already has them.

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# flood.sh: flood while serving (issue 13). Legitimate clients from an admitted
+# network (vwl-alice, 192.0.2.10, in contoso-prod's ip_rules) make TLS
+# requests through the gate in a loop (vaultwall-flood-client: a new
+# connection, a full handshake and one GET each) while trafgen floods the vault
+# host from vwl-mallory with TCP SYNs to the same endpoint (203.0.113.10:443)
+# from random denied sources (198.51.100.0/24), at the fastest rate one
+# sender core reaches. All inside the lab's namespaces (tools/vaultwall-lab
+# up ... down; SPEC §6 addresses only, no route out); the flood is bounded by
+# time and by a packet count, and goes only to the lab's vault host.
+#
+#   tools/bench/flood.sh [--test] [--seconds S] [--threads N]
+#
+# Phases, S seconds of clients each (default 20; --test: 8):
+#   vaultwall        XDP on the vault host's eth0 drops the flood (drop.no_rule)
+#   vaultwall+flood
+#   nftables         XDP removed; an nftables input rule equivalent to the
+#   nftables+flood   vault's ACL (ip saddr != 192.0.2.0/24 drop) instead
+# Prints per phase: requests, success rate, p50/p99/max latency, the flood's
+# packets and rate; then one markdown table for docs/benchmarks.md.
+# --test: the vaultwall phases only, and exit 1 unless the success rate under
+# the flood is at least 99.9% (ctest e2e.flood). No timing is asserted.
+set -euo pipefail
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+. "$HERE/common.sh"
+LAB=$ROOT/tools/vaultwall-lab
+MODE=bench SECONDS_PER=20 THREADS=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --test) MODE=test; SECONDS_PER=8; shift ;;
+    --seconds) SECONDS_PER=${2:?--seconds needs a number}; shift 2 ;;
+    --threads) THREADS=${2:?--threads needs a number}; shift 2 ;;
+    -h|--help) print_help "$0"; exit 0 ;;
+    *) echo "flood.sh: unknown argument $1 (--test, --seconds S, --threads N)" >&2; exit 2 ;;
+  esac
+done
+die() { echo "flood.sh: $*" >&2; exit 1; }
+[[ "$SECONDS_PER" =~ ^[0-9]+$ ]] && [ "$SECONDS_PER" -gt 0 ] || die "--seconds wants a whole number"
+require_root "namespaces, XDP, nftables"
+require_tools trafgen nft jq ip nsenter timeout
+require_binaries vaultwall-flood-client vaultwall-loader vaultwalld vaultwallctl vaultwall-labvault
+
+WORK=$(mktemp -d /tmp/vw-flood.XXXXXX)
+FLOOD_PID=""
+cleanup() {
+  set +e
+  [ -n "$FLOOD_PID" ] && kill "$FLOOD_PID" 2>/dev/null && wait "$FLOOD_PID" 2>/dev/null
+  "$LAB" down >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ns() { local n=$1; shift; ip netns exec "vwl-$n" "$@"; }
+"$LAB" status >/dev/null 2>&1 && "$LAB" down >/dev/null 2>&1 || true
+"$LAB" up >"$WORK/lab.log" 2>&1 || { cat "$WORK/lab.log" >&2; die "the lab did not come up"; }
+
+"$LAB" token app >"$WORK/token"
+"$LAB" curl alice -sS -o /dev/null -w '%{http_code}' --resolve contoso-prod.vault.lab:443:203.0.113.10 \
+  -X PUT -H "Authorization: Bearer $(cat "$WORK/token")" -H 'Content-Type: application/json' \
+  --data '{"value":"flood"}' 'https://contoso-prod.vault.lab/secrets/flood?api-version=7.4' >"$WORK/put.code" || true
+[ "$(cat "$WORK/put.code")" = 200 ] || die "could not store the test secret (HTTP $(cat "$WORK/put.code"))"
+
+# The flood: SYNs from 198.51.100.0/24 (random last octet: no ip_rule admits
+# them) to the vault's endpoint, addressed to the vault host's MAC.
+HOST_MAC=$(ns host ip -j link show eth0 | jq -r '.[0].address')
+cat >"$WORK/flood.cfg" <<CFG
+{ eth(da=$HOST_MAC, type=0x0800),
+  ipv4(sa=198.51.100.1, sa[3]=drnd(), da=203.0.113.10, ttl=64),
+  tcp(sp=drnd(), dp=443, syn, seq=drnd()) }
+CFG
+
+no_rule_drops() {
+  "$BIN/vaultwallctl" --socket /run/vaultwall-lab/ctl.sock --pin-dir /sys/fs/bpf/vaultwall-lab stats --json |
+    jq '.vaults["contoso-prod"].drop.no_rule.packets // 0'
+}
+tx_packets() { ns mallory cat /sys/class/net/eth0/statistics/tx_packets; }
+
+RESULTS=()
+phase() {  # phase NAME FLOOD(0|1)
+  local name=$1 flood=$2 tx0 tx1 d0 d1 t0 t1 out
+  tx0=$(tx_packets); d0=$(no_rule_drops 2>/dev/null || echo 0); t0=$(date +%s%N)
+  if [ "$flood" = 1 ]; then
+    # Bounded twice: by time, and by a count no sender here reaches in that time.
+    ns mallory timeout $((SECONDS_PER + 3)) trafgen -o eth0 -i "$WORK/flood.cfg" -P 1 -q \
+      -n $(((SECONDS_PER + 3) * 5000000)) >"$WORK/trafgen-$name.log" 2>&1 &
+    FLOOD_PID=$!
+    sleep 1  # the flood is at full rate before the clients start
+  fi
+  out=$(ns alice "$BIN/vaultwall-flood-client" --addr 203.0.113.10:443 --host contoso-prod.vault.lab \
+          --path /secrets/flood --token-file "$WORK/token" --seconds "$SECONDS_PER" --threads "$THREADS")
+  if [ -n "$FLOOD_PID" ]; then
+    kill "$FLOOD_PID" 2>/dev/null || true
+    wait "$FLOOD_PID" 2>/dev/null || true
+    FLOOD_PID=""
+  fi
+  t1=$(date +%s%N); tx1=$(tx_packets); d1=$(no_rule_drops 2>/dev/null || echo 0)
+  local sent=$((tx1 - tx0)) secs
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+  out=$(jq -c --arg name "$name" --argjson sent "$sent" --argjson secs "$secs" --argjson dropped $((d1 - d0)) \
+          '. + {phase: $name, flood_packets: $sent, flood_kpps: ($sent / $secs / 1000 | floor), xdp_dropped: $dropped}' <<<"$out")
+  echo "$out"
+  RESULTS+=("$out")
+}
+
+echo "flood.sh ($MODE) at $(date -u +%FT%TZ); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?');" \
+     "nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); $THREADS client threads, ${SECONDS_PER}s per phase"
+phase vaultwall 0
+phase vaultwall+flood 1
+if [ "$MODE" = bench ]; then
+  # nftables instead of vaultwall: the XDP program off the interface (the
+  # gate stays, admitting by its user-space check of the same ip_rules), and
+  # the vault's ACL as an nftables rule on the input hook.
+  ns host ip link set dev eth0 xdpdrv off 2>/dev/null || true
+  ns host ip link set dev eth0 xdpgeneric off 2>/dev/null || true
+  ns host ip link set dev eth0 xdp off 2>/dev/null || true
+  ns host ip -d link show eth0 | grep -q 'prog/xdp' && die "could not remove the XDP program for the nftables phases"
+  ns host nft -f - <<'NFT'
+table inet vwflood {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ip daddr 203.0.113.10 tcp dport 443 ip saddr != 192.0.2.0/24 drop
+  }
+}
+NFT
+  phase nftables 0
+  phase nftables+flood 1
+fi
+
+echo
+echo "| filter | flood (pkts, kpps sent) | requests | success | p50 ms | p99 ms | max ms |"
+echo "|---|---|---|---|---|---|---|"
+for r in "${RESULTS[@]}"; do
+  jq -r '"| \(.phase) | \(if .phase | endswith("flood") then "\(.flood_packets), \(.flood_kpps)" else "none" end) | \(.requests) | \(.success_rate * 10000 | floor / 100)% | \(.p50_ms * 100 | floor / 100) | \(.p99_ms * 100 | floor / 100) | \(.max_ms * 10 | floor / 10) |"' <<<"$r"
+done
+
+rate=$(jq -r 'select(.phase == "vaultwall+flood") | .success_rate' <<<"${RESULTS[1]}")
+flood_sent=$(jq -r '.flood_packets' <<<"${RESULTS[1]}")
+[ "$flood_sent" -gt 0 ] || die "the flood sent nothing (trafgen log: $(tail -3 "$WORK/trafgen-vaultwall+flood.log"))"
+if [ "$MODE" = test ]; then
+  awk -v r="$rate" 'BEGIN { exit !(r >= 0.999) }' ||
+    die "legitimate success under the flood is $rate, below 0.999"
+  echo "flood.sh: legitimate success under the flood $rate (>= 0.999)"
+fi
