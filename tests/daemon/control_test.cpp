@@ -48,7 +48,7 @@ TEST(ControlServer, AnswerWithInvalidUtf8IsWrittenNotFatal) {
     const std::string dir = "/tmp/vwctl-" + std::to_string(::getpid());
     fs::create_directories(dir);
     const std::string sock = dir + "/ctl.sock";
-    vaultwall::daemon::ControlServer server(sock, std::nullopt, [](const Json& req, const vaultwall::daemon::Peer&) {
+    vaultwall::daemon::ControlServer server(sock, std::nullopt, [](const Json& req, const vaultwall::daemon::Peer&, const vaultwall::daemon::Progress&) {
         if (req.value("cmd", std::string()) == "latin1") return Json{{"ok", true}, {"vault", "caf\xe9"}};
         if (req.value("cmd", std::string()) == "throw") throw 42;  // not even a std::exception
         return Json{{"ok", true}};

@@ -11,8 +11,9 @@
 #include <CLI/CLI.hpp>
 
 #include "cmd_import.hpp"
+#include "progress.hpp"
 #include "bpfmaps/datapath.hpp"
-#include "bpfmaps/installer.hpp"
+#include "bpfmaps/image.hpp"
 #include "common/reasons.hpp"
 #include "daemon/attach.hpp"
 #include "daemon/control.hpp"
@@ -56,8 +57,8 @@ std::vector<RuleRow> rules_from_pins(const std::string& pin_root, const std::str
     std::vector<RuleRow> rows;
     for (const auto& d : devs) {
         auto dp = bpfmaps::Datapath::open_pinned(pin_root + "/" + d);
-        bpfmaps::Installer inst(*dp);  // reads only: adopts the live state
-        merge_rules(rows, collect_rules(*dp, inst, nullptr));
+        auto live = bpfmaps::read_live_image(bpfmaps::KernelMaps(*dp));  // reads only
+        merge_rules(rows, collect_rules(*dp, live.names, live.live, nullptr));
     }
     return rows;
 }
@@ -155,9 +156,9 @@ int main(int argc, char** argv) {
         for (const auto& run : commands)
             if (auto rc = run()) return *rc;
         if (reload->parsed()) {
-            Json req = {{"cmd", "reload"}};
+            Json req = {{"cmd", "reload"}, {"progress", true}};
             if (!file.empty()) req["file"] = std::filesystem::absolute(file).lexically_normal().string();
-            Json r = control_request(socket, req);
+            Json r = control_request(socket, req, std::chrono::seconds(60), ctl::reload_progress_printer());
             if (!r.value("ok", false)) {
                 std::cerr << r.value("error", std::string("reload failed")) << "\n";
                 return 1;

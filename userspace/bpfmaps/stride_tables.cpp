@@ -1,12 +1,9 @@
 #include "bpfmaps/stride_tables.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "bpfmaps/map_io.hpp"
 
 namespace vaultwall::bpfmaps {
 
@@ -77,17 +74,9 @@ std::uint32_t stride_image_lookup(const StrideImage& image, std::uint32_t addr) 
     return 0;
 }
 
-StrideTables::StrideTables(const Datapath& dp) : dp_(dp), per_set_(dp.lookup_blocks()) {
-    mapped_bytes_ = std::size_t(per_set_) * VW_SETS * sizeof(vw_stride_block);
-    void* p = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   dp_.map_fd(Map::stride_blocks), 0);
-    if (p == MAP_FAILED) throw_errno("mapping the stride-table blocks");
-    blocks_ = static_cast<vw_stride_block*>(p);
+StrideTables::StrideTables(MapBackend& maps)
+    : maps_(maps), per_set_(maps.lookup_blocks()), blocks_(maps.stride_blocks()) {
     for (std::uint32_t s = 0; s < VW_SETS; ++s) relearn(s);
-}
-
-StrideTables::~StrideTables() {
-    if (blocks_) munmap(blocks_, mapped_bytes_);
 }
 
 void StrideTables::relearn(std::uint32_t set) {
@@ -95,10 +84,9 @@ void StrideTables::relearn(std::uint32_t set) {
     t = SetTables{};
     const std::uint32_t base = set * per_set_, end = base + per_set_;
     std::vector<bool> owned(per_set_, false);
-    const int fd = dp_.map_fd(Map::scopes);
-    map_for_each_key<vw_scope_key>(fd, [&](const vw_scope_key& k) {
+    maps_.each_key<vw_scope_key>(Map::scopes, [&](const vw_scope_key& k) {
         vw_scope v{};
-        if (k.set != set || !map_lookup(fd, k, v)) return;
+        if (k.set != set || !maps_.get(Map::scopes, k, v)) return;
         Owned o;
         o.trie = v.flags & VW_SCOPE_TRIE;
         // Walk the scope's blocks from its root; an index outside this set's
@@ -127,7 +115,7 @@ void StrideTables::release(SetTables& t, Owned& o) {
 }
 
 void StrideTables::write_scope_entry(std::uint32_t set, std::uint64_t scope, const vw_scope& value) {
-    map_update(dp_.map_fd(Map::scopes), scope_key(set, scope), value, "writing a rule scope");
+    maps_.put(Map::scopes, scope_key(set, scope), value, "writing a rule scope");
 }
 
 bool StrideTables::write_scope(std::uint32_t set, std::uint64_t scope, std::vector<StridePrefix> rules) {
@@ -165,7 +153,7 @@ void StrideTables::remove_scope(std::uint32_t set, std::uint64_t scope) {
     SetTables& t = sets_[set];
     auto it = t.scopes.find(scope);
     if (it == t.scopes.end()) return;
-    map_delete(dp_.map_fd(Map::scopes), scope_key(set, scope), "deleting a rule scope");
+    maps_.del(Map::scopes, scope_key(set, scope), "deleting a rule scope");
     release(t, it->second);
     t.scopes.erase(it);
 }

@@ -3,9 +3,10 @@
 // per byte of the source address, so the datapath finds the longest prefix
 // in at most four array loads however many rules there are.
 //
-// build_stride_image() is the pure expansion. StrideTables owns the
-// vw_stride_blocks map (mmapped: blocks are written in place, no syscall per
-// block) and vw_scopes, and keeps which blocks each scope of each set owns.
+// build_stride_image() is the pure expansion. StrideTables writes the
+// vw_stride_blocks map (in place: MapBackend::stride_blocks is the mmapped
+// map, no syscall per block) and vw_scopes, and keeps which blocks each scope
+// of each set owns.
 // Callers write only a set no packet reads (the Installer's idle set).
 #pragma once
 
@@ -14,7 +15,7 @@
 #include <map>
 #include <vector>
 
-#include "bpfmaps/datapath.hpp"
+#include "bpfmaps/map_backend.hpp"
 #include "vaultwall_abi.h"
 
 namespace vaultwall::bpfmaps {
@@ -40,8 +41,7 @@ std::uint32_t stride_image_lookup(const StrideImage& image, std::uint32_t addr);
 class StrideTables {
 public:
     // Maps the blocks and adopts the scopes both sets hold now.
-    explicit StrideTables(const Datapath& dp);
-    ~StrideTables();
+    explicit StrideTables(MapBackend& maps);
     StrideTables(const StrideTables&) = delete;
     StrideTables& operator=(const StrideTables&) = delete;
 
@@ -77,10 +77,9 @@ private:
     void release(SetTables& t, Owned& o);
     void write_scope_entry(std::uint32_t set, std::uint64_t scope, const vw_scope& value);
 
-    const Datapath& dp_;
+    MapBackend& maps_;
     std::uint32_t per_set_ = 0;
-    vw_stride_block* blocks_ = nullptr;  // the mmapped map, VW_SETS * per_set_ blocks
-    std::size_t mapped_bytes_ = 0;
+    vw_stride_block* blocks_ = nullptr;  // VW_SETS * per_set_ blocks
     SetTables sets_[VW_SETS];
 };
 

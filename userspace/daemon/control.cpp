@@ -209,7 +209,13 @@ void ControlServer::serve(int fd) {
             try {
                 Json req = Json::parse(line);
                 if (!req.is_object()) throw std::invalid_argument("a request is a JSON object");
-                answer = handler_(req, peer);
+                // Progress lines go out as the handler runs; a client gone
+                // mid-way does not stop the work (a reload completes).
+                bool client_gone = false;
+                Progress progress = [&](const Json& p) {
+                    if (!client_gone) client_gone = !write_all(fd, dump_json({{"progress", p}}) + "\n");
+                };
+                answer = handler_(req, peer, progress);
             } catch (const Json::exception& e) {
                 answer = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
             } catch (const std::exception& e) {
@@ -227,7 +233,7 @@ void ControlServer::serve(int fd) {
 }
 
 Json control_request(const std::string& path, const Json& request,
-                     std::chrono::milliseconds timeout) {
+                     std::chrono::milliseconds timeout, const Progress& on_progress) {
     auto addr = make_addr(path);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error(errno_str("socket"));
@@ -261,12 +267,17 @@ Json control_request(const std::string& path, const Json& request,
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) throw std::runtime_error("vaultwalld closed the connection without answering");
         buf.append(chunk, static_cast<std::size_t>(n));
-        if (auto nl = buf.find('\n'); nl != std::string::npos) {
+        for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
+            Json line;
             try {
-                return Json::parse(buf.substr(0, nl));
+                line = Json::parse(buf.substr(0, nl));
             } catch (const Json::exception&) {
                 throw std::runtime_error("vaultwalld sent an answer that is not JSON");
             }
+            buf.erase(0, nl + 1);
+            if (!line.is_object() || !line.contains("progress") || line.contains("ok")) return line;
+            deadline = std::chrono::steady_clock::now() + timeout;  // still making progress
+            if (on_progress) on_progress(line["progress"]);
         }
     }
 }

@@ -33,6 +33,10 @@ inline constexpr const char* kDefaultSocket = "/run/vaultwall/ctl.sock";
 // throwing: an answer or a status line must never fail to be written.
 std::string dump_json(const Json& j, int indent = -1);
 
+// Reports of a long request (a reload) sent to the client as they happen,
+// each as a line {"progress":{...}} before the answer.
+using Progress = std::function<void(const Json&)>;
+
 struct Peer {
     pid_t pid = 0;
     uid_t uid = 0;
@@ -43,7 +47,7 @@ struct Peer {
 
 class ControlServer {
 public:
-    using Handler = std::function<Json(const Json& request, const Peer& peer)>;
+    using Handler = std::function<Json(const Json& request, const Peer& peer, const Progress& progress)>;
 
     // group: when set, the socket is root:group mode 0660, else root-only 0600.
     ControlServer(std::string path, std::optional<gid_t> group, Handler handler);
@@ -80,7 +84,10 @@ public:
 
 // Client side: one request, one answer. Throws std::runtime_error with a
 // one-line message (daemon not running, permission denied, timeout...).
+// `timeout` runs from the request or from the last progress line, which go
+// to `on_progress`: a long reload that keeps reporting is never given up on.
 Json control_request(const std::string& path, const Json& request,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(60));
+                     std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                     const Progress& on_progress = {});
 
 }  // namespace vaultwall::daemon

@@ -86,13 +86,15 @@ void Daemon::start() {
             spdlog::warn("no interface has vaultwall attached under {}: rules are compiled but "
                          "enforced nowhere until `vaultwall-loader attach` (checked every 2 s)",
                          opts_.pin_root);
-        Json r = reload_locked(config_path_, "startup");
+        Json r = reload_locked(ReloadSource{config_path_}, "startup", {});
         if (!r.value("ok", false)) throw std::runtime_error(r.value("error", std::string("reload failed")));
     }
     if (opts_.serve_socket) {
         control_ = std::make_unique<ControlServer>(
             opts_.socket, opts_.ctl_group,
-            [this](const Json& req, const Peer& peer) { return handle(req, peer); });
+            [this](const Json& req, const Peer& peer, const Progress& progress) {
+                return handle(req, peer, progress);
+            });
         control_->start();
         spdlog::info("control socket {} (mode {})", opts_.socket, opts_.ctl_group ? "0660" : "0600");
     }
@@ -166,98 +168,251 @@ Daemon::Iface* Daemon::iface_locked(const std::string& dev) {
     throw std::runtime_error("vaultwall is not attached to " + dev);
 }
 
-Json Daemon::reload(const std::string& file, const std::string& trigger) {
-    std::lock_guard lk(mu_);
-    return reload_locked(file, trigger);
+Json Daemon::reload(const std::string& file, const std::string& trigger, const Progress& progress) {
+    return reload(ReloadSource{file}, trigger, progress);
 }
 
-Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigger) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::string path = file_arg.empty() ? config_path_ : file_arg;
-    try {
-        rules::RuleFile rf;
-        try {
-            rf = rules::load_rule_file(path);
-        } catch (const rules::RuleFileError& e) {
-            Json errs = Json::array();
-            for (const auto& d : e.diagnostics()) errs.push_back(d.str());
-            throw ReloadFailure(e.what(), errs);
-        }
-        rules::CompiledRuleSet set;
-        try {
-            set = rules::compile(rf);
-        } catch (const std::exception& e) {
-            throw ReloadFailure(path + ": error: " + e.what());
-        }
-        rescan_locked();
-        for (const auto& i : ifaces_)
-            if (set.rules.size() >= i.dp->max_rules())
-                throw ReloadFailure(path + ": error: " + std::to_string(set.rules.size()) +
-                                    " rules do not fit the datapath of " + i.dev + ", which holds " +
-                                    std::to_string(i.dp->max_rules() - 1) +
-                                    "; re-attach with a larger --max-rules");
-        auto reference = std::make_unique<reference::Classifier>(set);
+Json Daemon::reload(const ReloadSource& source, const std::string& trigger, const Progress& progress) {
+    std::lock_guard lk(mu_);
+    return reload_locked(source, trigger, progress);
+}
 
-        // The gate first: a configuration it cannot run rejects the reload
-        // before the datapath changes.
+namespace {
+
+// The phases of one reload, timed, for the answer ("phases") and for a
+// client watching a long reload (progress lines).
+class PhaseLog {
+public:
+    explicit PhaseLog(const Progress& progress) : progress_(progress) {}
+    // Runs fn() as phase `name` (with `extra` fields) and records its time.
+    template <class F>
+    auto run(const std::string& name, Json extra, F fn) {
+        if (!extra.is_object()) extra = Json::object();  // `{}` is null
+        const auto t0 = std::chrono::steady_clock::now();
+        current_ = name;
+        if (progress_) {
+            Json p = {{"phase", name}, {"state", "started"}};
+            p.update(extra);
+            progress_(p);
+        }
+        auto done = [&] {
+            current_.clear();
+            Json entry = {{"phase", name}};
+            entry.update(extra);
+            entry["ms"] = round3(ms_since(t0));
+            phases_.push_back(entry);
+            if (progress_) {
+                Json p = entry;
+                p["state"] = "done";
+                progress_(p);
+            }
+        };
+        if constexpr (std::is_void_v<decltype(fn())>) {
+            fn();
+            done();
+        } else {
+            auto r = fn();
+            done();
+            return r;
+        }
+    }
+    const Json& phases() const { return phases_; }
+    const std::string& current() const { return current_; }  // the phase running (or failed)
+
+private:
+    const Progress& progress_;
+    std::string current_;
+    Json phases_ = Json::array();
+};
+
+}  // namespace
+
+rules::RuleFile Daemon::load_rules(const ReloadSource& source, const std::string& path) {
+    (void)source;
+    return rules::load_rule_file(path);
+}
+
+void Daemon::fault_point(const char* step, const std::string& dev) {
+    if (opts_.fault) opts_.fault(step, dev);
+}
+
+// One transaction over every interface and the gate (SPEC §7):
+//   1. build everything, touching nothing live: parse, compile, each
+//      interface's plan (ids, capacity, difference), the gate's config
+//      (certificates loaded);
+//   2. write every interface's idle set (no packet reads it);
+//   3. flip every interface, then apply the gate; a failure here flips the
+//      interfaces already flipped back (their old set is still the other
+//      half of the double buffer);
+//   4. bring every old set up to date, and take the new state.
+// A failure in 1-3 leaves rules, counters, generations and the gate as they
+// were, and the error names the step.
+Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigger, const Progress& progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string path = source.path.empty() ? config_path_ : source.path;
+    PhaseLog log(progress);
+    std::size_t flipped = 0;  // interfaces already running the new set
+    auto roll_back = [&] {
+        for (std::size_t k = flipped; k-- > 0;) {
+            try {
+                ifaces_[k].inst->flip_back();
+            } catch (const std::exception& e) {
+                spdlog::error("interface {}: cannot switch back to the old rules: {}", ifaces_[k].dev, e.what());
+            }
+        }
+        flipped = 0;
+    };
+    try {
+        rules::RuleFile rf = log.run("parse", {{"file", path}}, [&] {
+            try {
+                return load_rules(source, path);
+            } catch (const rules::RuleFileError& e) {
+                Json errs = Json::array();
+                for (const auto& d : e.diagnostics()) errs.push_back(d.str());
+                throw ReloadFailure(e.what(), errs);
+            }
+        });
+        rules::CompiledRuleSet set = log.run("compile", {}, [&] {
+            try {
+                return rules::compile(rf);
+            } catch (const std::exception& e) {
+                throw ReloadFailure(path + ": error: " + e.what());
+            }
+        });
+        rescan_locked();
+        // 1. Plans: nothing is written yet.
+        std::vector<bpfmaps::Installer::Plan> plans;
+        for (auto& i : ifaces_) {
+            plans.push_back(log.run("prepare", {{"dev", i.dev}}, [&] {
+                try {
+                    fault_point("prepare", i.dev);
+                    if (set.rules.size() >= i.dp->max_rules())
+                        throw std::length_error(std::to_string(set.rules.size()) +
+                                                " rules do not fit its datapath, which holds " +
+                                                std::to_string(i.dp->max_rules() - 1) +
+                                                "; re-attach with a larger --max-rules");
+                    return i.inst->prepare(set);
+                } catch (const std::exception& e) {
+                    throw ReloadFailure(path + ": error: interface " + i.dev + ": " + e.what() +
+                                        " (nothing changed)");
+                }
+            }));
+        }
+        auto reference = std::make_unique<reference::Classifier>(set);
         Json warnings = Json::array();
         for (const auto& w : rf.warnings) warnings.push_back(w);
+
+        // The gate's part: what it will run, built now (certificates and
+        // keys loaded) so a bad one fails before any interface changes.
+        enum class GateStep { keep, stop, apply } gate_step = GateStep::keep;
+        std::unique_ptr<GateHost> new_gate;  // when none runs yet
+        std::shared_ptr<GateHost::Prepared> gate_prepared;
+        std::string gate_error;
         if (opts_.run_gate) {
             if (rf.gate) {
-                if (!gate_) gate_ = make_gate_host();
-                if (!gate_) {
-                    gate_error_ = "this build of vaultwalld has no L7 gate; the `gate` section is ignored";
-                    warnings.push_back(gate_error_);
+                GateHost* host = gate_.get();
+                if (!host) {
+                    new_gate = make_gate_host();
+                    host = new_gate.get();
+                }
+                if (!host) {
+                    gate_error = "this build of vaultwalld has no L7 gate; the `gate` section is ignored";
+                    warnings.push_back(gate_error);
                 } else {
-                    try {
-                        std::vector<std::string> pins;
-                        for (const auto& i : ifaces_) pins.push_back(i.pin_dir);
-                        for (auto& m : gate_->apply(rf, pins))
-                            warnings.push_back("gate: " + m);
-                        gate_error_.clear();
-                    } catch (const std::exception& e) {
-                        throw ReloadFailure(path + ": error: gate: " + e.what());
-                    }
+                    log.run("gate prepare", {}, [&] {
+                        try {
+                            fault_point("gate prepare", "");
+                            std::vector<std::string> pins;
+                            for (const auto& i : ifaces_) pins.push_back(i.pin_dir);
+                            gate_prepared = host->prepare(rf, pins);
+                        } catch (const std::exception& e) {
+                            throw ReloadFailure(path + ": error: gate: " + e.what() + " (nothing changed)");
+                        }
+                    });
+                    gate_step = GateStep::apply;
                 }
             } else if (gate_) {
-                gate_->stop();
-                gate_.reset();
-                spdlog::info("gate stopped: the rule file has no gate section");
+                gate_step = GateStep::stop;
             }
         }
 
+        // 2. Idle sets.
+        for (std::size_t k = 0; k < ifaces_.size(); ++k) {
+            auto& i = ifaces_[k];
+            log.run("write", {{"dev", i.dev}, {"rules", plans[k].rules}}, [&] {
+                try {
+                    fault_point("write", i.dev);
+                    i.inst->write_idle(plans[k]);
+                } catch (const std::exception& e) {
+                    spdlog::error("interface {}: writing the new rules failed: {}", i.dev, e.what());
+                    throw ReloadFailure("writing the new rules into " + i.dev + " failed: " + e.what() +
+                                        " (nothing changed: every interface runs the old rules)");
+                }
+            });
+        }
+        // 3. Flips, then the gate.
+        log.run("flip", {{"interfaces", ifaces_.size()}}, [&] {
+            for (std::size_t k = 0; k < ifaces_.size(); ++k) {
+                try {
+                    fault_point("flip", ifaces_[k].dev);
+                    ifaces_[k].inst->flip(plans[k]);
+                    ++flipped;
+                } catch (const std::exception& e) {
+                    roll_back();
+                    throw ReloadFailure("switching " + ifaces_[k].dev + " to the new rules failed: " + e.what() +
+                                        " (switched back: every interface runs the old rules)");
+                }
+            }
+        });
+        if (gate_step == GateStep::apply) {
+            log.run("gate", {}, [&] {
+                try {
+                    fault_point("gate", "");
+                    GateHost* host = new_gate ? new_gate.get() : gate_.get();
+                    for (auto& m : host->commit(std::move(gate_prepared))) warnings.push_back("gate: " + m);
+                } catch (const std::exception& e) {
+                    roll_back();
+                    throw ReloadFailure(path + ": error: gate: " + e.what() +
+                                        " (switched back: every interface runs the old rules)");
+                }
+            });
+            if (new_gate) gate_ = std::move(new_gate);
+            gate_error_.clear();
+        } else if (gate_step == GateStep::stop) {
+            gate_->stop();
+            gate_.reset();
+            spdlog::info("gate stopped: the rule file has no gate section");
+        }
+        if (!gate_error.empty()) gate_error_ = gate_error;
+
+        // 4. Committed: catch the old sets up.
         Json ifaces = Json::array();
         std::optional<bpfmaps::InstallReport> first;
-        for (auto& i : ifaces_) {
-            bpfmaps::InstallReport rep;
-            try {
-                rep = i.inst->install(set);
-            } catch (const std::exception& e) {
-                // Earlier interfaces already run the new set: say so plainly.
-                spdlog::error("interface {}: install failed: {}", i.dev, e.what());
-                throw ReloadFailure(std::string("installing into ") + i.dev + " failed: " + e.what() +
-                                    (first ? " (interfaces before it run the new rules)" : ""));
+        log.run("finish", {}, [&] {
+            for (std::size_t k = 0; k < ifaces_.size(); ++k) {
+                auto& i = ifaces_[k];
+                auto rep = i.inst->finish(plans[k]);
+                ifaces.push_back({{"dev", i.dev}, {"generation", rep.generation}});
+                if (rep.lookup.trie_scopes) {
+                    // Still correct, only slower: say how to give it room.
+                    warnings.push_back("interface " + i.dev + ": " + std::to_string(rep.lookup.trie_scopes) +
+                                       " of " + std::to_string(rep.lookup.trie_scopes + rep.lookup.stride_scopes) +
+                                       " rule scopes (vault, VNI) did not fit the " +
+                                       std::to_string(rep.lookup.blocks_per_set) +
+                                       " stride-table blocks and use the slower trie lookup; re-attach with a "
+                                       "larger --lookup-blocks");
+                }
+                if (!first) first = rep;
             }
-            ifaces.push_back({{"dev", i.dev}, {"generation", rep.generation}});
-            if (rep.lookup.trie_scopes) {
-                // Still correct, only slower: say how to give it room.
-                std::string w = "interface " + i.dev + ": " + std::to_string(rep.lookup.trie_scopes) + " of " +
-                                std::to_string(rep.lookup.trie_scopes + rep.lookup.stride_scopes) +
-                                " rule scopes (vault, VNI) did not fit the " +
-                                std::to_string(rep.lookup.blocks_per_set) +
-                                " stride-table blocks and use the slower trie lookup; re-attach with a "
-                                "larger --lookup-blocks";
-                warnings.push_back(w);
-            }
-            if (!first) first = rep;
-        }
+        });
+        flipped = 0;
 
         Json diff = Json::array();
         if (first)
             for (const auto& d : first->diff)
                 diff.push_back({{"vault", d.vault}, {"added", d.rules_added}, {"removed", d.rules_removed}});
         const double took = ms_since(t0);
-        config_path_ = path;
+        if (!source.files) config_path_ = path;
         file_ = std::move(rf);
         set_ = std::move(set);
         reference_ = std::move(reference);
@@ -275,7 +430,8 @@ Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigg
                     {"diff", diff},
                     {"took_ms", round3(took)},
                     {"file", path},
-                    {"interfaces", ifaces}};
+                    {"interfaces", ifaces},
+                    {"phases", log.phases()}};
         if (!warnings.empty()) out["warnings"] = warnings;
         std::size_t added = 0, removed = 0;
         for (const auto& d : diff) {
@@ -296,17 +452,19 @@ Json Daemon::reload_locked(const std::string& file_arg, const std::string& trigg
         first_line = first_line.substr(0, first_line.find('\n'));
         spdlog::warn("reload ({}) rejected, rules unchanged: {}{}", trigger, first_line,
                      e.errors.size() > 1 ? " (+" + std::to_string(e.errors.size() - 1) + " more)" : "");
-        Json out = {{"ok", false}, {"error", e.what()}};
+        Json out = {{"ok", false}, {"error", e.what()}, {"step", log.current()}, {"phases", log.phases()}};
         if (!e.errors.empty()) out["errors"] = e.errors;
         last_reload_ = {{"ok", false}, {"trigger", trigger}, {"file", path}, {"error", first_line}};
         return out;
     } catch (const std::exception& e) {
+        roll_back();
         ++reloads_failed_;
         spdlog::error("reload ({}) failed: {}", trigger, e.what());
         last_reload_ = {{"ok", false}, {"trigger", trigger}, {"file", path}, {"error", e.what()}};
-        return {{"ok", false}, {"error", e.what()}};
+        return {{"ok", false}, {"error", e.what()}, {"step", log.current()}, {"phases", log.phases()}};
     }
 }
+
 
 void Daemon::apply_side_services_locked(const rules::RuleFile& file) {
     const std::string want = file.metrics.value_or("");
@@ -348,7 +506,7 @@ Json Daemon::rules(const std::string& vault, const std::string& dev) {
     std::vector<RuleRow> rows;
     for (auto& i : ifaces_) {
         if (!dev.empty() && i.dev != dev) continue;
-        merge_rules(rows, collect_rules(*i.dp, *i.inst, set_ ? &*set_ : nullptr));
+        merge_rules(rows, collect_rules(*i.dp, i.inst->vault_names(), i.inst->live_image(), set_ ? &*set_ : nullptr));
     }
     if (!vault.empty()) {
         if (set_ && std::none_of(set_->vaults.begin(), set_->vaults.end(),
@@ -513,7 +671,7 @@ std::string Daemon::metrics_text() {
     return os.str();
 }
 
-Json Daemon::handle(const Json& req, const Peer& peer) {
+Json Daemon::handle(const Json& req, const Peer& peer, const Progress& progress) {
     const std::string cmd = req.value("cmd", std::string());
     auto str = [&](const char* k) {
         if (!req.contains(k) || req[k].is_null()) return std::string();
@@ -528,7 +686,8 @@ Json Daemon::handle(const Json& req, const Peer& peer) {
             return {{"ok", false},
                     {"error", "permission denied: reload needs root or the daemon's control group"}};
         }
-        return reload(str("file"), "socket uid " + std::to_string(peer.uid));
+        return reload(str("file"), "socket uid " + std::to_string(peer.uid),
+                      req.value("progress", false) ? progress : Progress{});
     }
     spdlog::debug("control: {} from uid {} pid {}", cmd, peer.uid, peer.pid);
     if (cmd == "stats") return stats(str("dev"));

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,9 @@
 namespace vaultwall::reference {
 class Classifier;
 }
+namespace vaultwall::rules {
+class FileSource;
+}
 
 namespace vaultwall::daemon {
 
@@ -39,12 +43,21 @@ class MetricsServer;
 class GateHost {
 public:
     virtual ~GateHost() = default;
-    // Starts the gate, or reconfigures the running one, for this rule file.
-    // Returns messages about endpoints that could not be served; throws
-    // std::runtime_error when the gate cannot run this configuration at all.
+    class Prepared {  // what prepare() built; opaque to the daemon
+    public:
+        virtual ~Prepared() = default;
+    };
+    // Builds the gate's configuration for this rule file (certificates and
+    // keys loaded, tokens' key sets read) without touching the running gate.
+    // Throws std::runtime_error naming what is wrong.
     // pin_dirs: the managed interfaces (admission records, vault names).
-    virtual std::vector<std::string> apply(const rules::RuleFile& file,
-                                           const std::vector<std::string>& pin_dirs) = 0;
+    virtual std::shared_ptr<Prepared> prepare(const rules::RuleFile& file,
+                                              const std::vector<std::string>& pin_dirs) = 0;
+    // Starts the gate with it, or reconfigures the running one. Returns
+    // messages about endpoints that could not be served; throws
+    // std::runtime_error when the gate cannot start at all (a listener that
+    // cannot bind), and then runs what it ran before.
+    virtual std::vector<std::string> commit(std::shared_ptr<Prepared> prepared) = 0;
     virtual void stop() = 0;
     virtual Json status() const = 0;
 };
@@ -58,6 +71,14 @@ packet::Bytes explain_frame(std::uint32_t src, std::uint32_t dst, std::uint16_t 
 packet::Bytes explain_vxlan(const packet::Bytes& inner, std::uint32_t vtep, std::uint32_t vni,
                             std::uint16_t port = 4789);
 
+// What a reload reads: the rule file at `path` (empty: the current config
+// file) and the files it names, from `files` (null: the filesystem). The
+// fleet hands a rule set from etcd this way (an in-memory source).
+struct ReloadSource {
+    std::string path;
+    const rules::FileSource* files = nullptr;
+};
+
 struct DaemonOptions {
     std::string config;
     std::string socket = kDefaultSocket;
@@ -69,6 +90,10 @@ struct DaemonOptions {
     std::optional<gid_t> ctl_group;    // may reload besides root
     bool serve_socket = true;          // false: no control socket (tests)
     bool run_gate = true;
+    // Tests: called at each step of a reload transaction ("prepare", "write",
+    // "flip" with the interface; "gate prepare", "gate" with ""); throwing
+    // from it fails that step as a real failure there would.
+    std::function<void(const std::string& step, const std::string& dev)> fault;
 };
 
 class Daemon {
@@ -84,10 +109,13 @@ public:
     void start();
     void stop();
 
-    // {"ok":true,"generation":N,"rules":..,"diff":[..],"took_ms":..} or
-    // {"ok":false,"error":"file:line:col: error: ..."}. `file` empty: the
-    // current config file. On success `file` becomes the config file.
-    Json reload(const std::string& file, const std::string& trigger);
+    // One transaction over every interface and the gate (SPEC §7):
+    // {"ok":true,"generation":N,"rules":..,"diff":[..],"took_ms":..,
+    // "phases":[{"phase","ms",...}]} or {"ok":false,"error":"...","step":PHASE}
+    // with nothing changed. `file` empty: the current config file. On
+    // success a file from disk becomes the config file (SIGHUP reloads it).
+    Json reload(const std::string& file, const std::string& trigger, const Progress& progress = {});
+    Json reload(const ReloadSource& source, const std::string& trigger, const Progress& progress = {});
 
     Json stats(const std::string& dev = {});
     Json rules(const std::string& vault = {}, const std::string& dev = {});
@@ -99,7 +127,7 @@ public:
     void rescan();
 
     // Dispatches one control request from `peer` (privilege checks here).
-    Json handle(const Json& request, const Peer& peer);
+    Json handle(const Json& request, const Peer& peer, const Progress& progress = {});
 
 private:
     struct Iface {
@@ -112,7 +140,9 @@ private:
 
     void rescan_locked();
     Iface* iface_locked(const std::string& dev);  // null dev: the first; throws if none
-    Json reload_locked(const std::string& file, const std::string& trigger);
+    Json reload_locked(const ReloadSource& source, const std::string& trigger, const Progress& progress);
+    rules::RuleFile load_rules(const ReloadSource& source, const std::string& path);
+    void fault_point(const char* step, const std::string& dev);
     void apply_side_services_locked(const rules::RuleFile& file);
     Counters counters_locked(const std::string& dev);
 

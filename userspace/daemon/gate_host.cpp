@@ -58,12 +58,20 @@ private:
 
 class RealGate : public GateHost {
 public:
-    std::vector<std::string> apply(const rules::RuleFile& file, const std::vector<std::string>& pin_dirs) override {
+    struct Config : Prepared {
+        std::shared_ptr<const gate::GateConfig> config;
+    };
+    std::shared_ptr<Prepared> prepare(const rules::RuleFile& file, const std::vector<std::string>& pin_dirs) override {
         auto adm = std::make_shared<PinnedAdmissions>(pin_dirs);
         gate::GateOptions opts;
         opts.admission = adm;
         opts.vault_name_of = [adm](std::uint32_t id) { return adm->name_of(id); };
-        auto cfg = gate::GateConfig::build(file, opts);  // throws GateConfigError
+        auto p = std::make_shared<Config>();
+        p->config = gate::GateConfig::build(file, opts);  // throws GateConfigError
+        return p;
+    }
+    std::vector<std::string> commit(std::shared_ptr<Prepared> prepared) override {
+        auto cfg = std::static_pointer_cast<Config>(prepared)->config;
         if (!gate_) {
             auto g = std::make_unique<gate::Gate>(cfg);
             g->start();  // throws when an endpoint cannot be bound

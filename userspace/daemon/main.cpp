@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
             continue;
         }
         if (sig == SIGHUP) {
-            d.reload({}, "SIGHUP");
+            d.reload(std::string(), "SIGHUP");
             continue;
         }
         spdlog::info("signal {}: stopping; the datapath keeps enforcing the live rules", sig);

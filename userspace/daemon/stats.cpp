@@ -16,14 +16,7 @@ namespace vaultwall::daemon {
 using bpfmaps::Count;
 
 std::map<std::uint32_t, std::string> read_vault_names(const bpfmaps::Datapath& dp) {
-    std::map<std::uint32_t, std::string> names;
-    int fd = dp.map_fd(bpfmaps::Map::vault_names);
-    for (std::uint32_t id = 1; id < VW_MAX_VAULTS; ++id) {
-        vw_vault_name n{};
-        if (bpf_map_lookup_elem(fd, &id, &n) == 0 && n.name[0])
-            names[id] = std::string(n.name, strnlen(n.name, sizeof(n.name)));
-    }
-    return names;
+    return bpfmaps::read_vault_names(bpfmaps::KernelMaps(dp));
 }
 
 void Counters::add(const bpfmaps::CounterSnapshot& snap,
@@ -129,17 +122,18 @@ std::string stats_table(const Counters& c) {
     return os.str();
 }
 
-std::vector<RuleRow> collect_rules(const bpfmaps::Datapath& dp, const bpfmaps::Installer& inst,
-                                   const rules::CompiledRuleSet* set) {
+std::vector<RuleRow> collect_rules(const bpfmaps::Datapath& dp, const std::map<std::uint32_t, std::string>& names,
+                                   const bpfmaps::SetImage& live, const rules::CompiledRuleSet* set) {
     // Origins of the compiled rules by identity (vault name, vni, prefix).
     std::map<std::tuple<std::string, std::uint32_t, std::uint32_t, std::uint8_t>, std::string> origin;
     if (set)
         for (const auto& r : set->rules)
             origin[{set->vaults[r.vault].name, r.vni, r.prefix.addr, r.prefix.len}] = r.origin;
     std::vector<RuleRow> rows;
-    for (const auto& lr : inst.live_rules()) {
+    for (const auto& lr : bpfmaps::live_rules_of(live)) {
         RuleRow row;
-        row.vault = inst.vault_name(lr.vault_id).value_or("#" + std::to_string(lr.vault_id));
+        auto name = names.find(lr.vault_id);
+        row.vault = name != names.end() ? name->second : "#" + std::to_string(lr.vault_id);
         row.kind = lr.vni ? "vnet_rule" : "ip_rule";
         row.prefix = rules::Ipv4Prefix{lr.addr, lr.len}.str();
         row.vni = lr.vni;
@@ -159,14 +153,15 @@ std::vector<RuleRow> collect_rules(const bpfmaps::Datapath& dp, const bpfmaps::I
 }
 
 void merge_rules(std::vector<RuleRow>& into, const std::vector<RuleRow>& more) {
+    // By identity, not a scan per row: a million rules on two interfaces.
+    std::map<std::tuple<std::string, std::uint32_t, std::string>, std::size_t> at;
+    for (std::size_t k = 0; k < into.size(); ++k) at[{into[k].vault, into[k].vni, into[k].prefix}] = k;
     for (const auto& m : more) {
-        auto it = std::find_if(into.begin(), into.end(), [&](const RuleRow& r) {
-            return r.vault == m.vault && r.vni == m.vni && r.prefix == m.prefix;
-        });
-        if (it == into.end())
+        auto [it, fresh] = at.try_emplace({m.vault, m.vni, m.prefix}, into.size());
+        if (fresh)
             into.push_back(m);
         else
-            it->hits += m.hits;
+            into[it->second].hits += m.hits;
     }
 }
 

@@ -14,6 +14,7 @@ namespace vaultwall::daemon { using Json = nlohmann::ordered_json; }
 
 #include "bpfmaps/counters.hpp"
 #include "bpfmaps/datapath.hpp"
+#include "bpfmaps/image.hpp"
 #include "bpfmaps/installer.hpp"
 #include "rules/compiled.hpp"
 #include "vaultwall_abi.h"
@@ -60,8 +61,8 @@ struct RuleRow {
 };
 // Every live rule of one datapath with its hit count; `set` (when known)
 // supplies origins. Rows are sorted by vault, vni, address, length.
-std::vector<RuleRow> collect_rules(const bpfmaps::Datapath& dp, const bpfmaps::Installer& inst,
-                                   const rules::CompiledRuleSet* set);
+std::vector<RuleRow> collect_rules(const bpfmaps::Datapath& dp, const std::map<std::uint32_t, std::string>& names,
+                                   const bpfmaps::SetImage& live, const rules::CompiledRuleSet* set);
 // Sums hit counts of equal rules of several interfaces.
 void merge_rules(std::vector<RuleRow>& into, const std::vector<RuleRow>& more);
 Json rules_json(const std::vector<RuleRow>& rows);

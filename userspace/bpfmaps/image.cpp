@@ -1,0 +1,228 @@
+#include "bpfmaps/image.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "bpfmaps/error.hpp"
+
+namespace vaultwall::bpfmaps {
+
+// The compiler emits rules sorted by (vault index, vni, prefix), so they
+// arrive as one sorted run per vault and only the runs' order (by vault id)
+// may be wrong: reordering runs is linear, where a comparison sort of a
+// million rules costs ~100 ms, most of a one-rule reload. Any other order
+// falls back to std::sort.
+void sort_rule_entries(std::vector<RuleEntry>& v) {
+    auto less = [](const RuleEntry& a, const RuleEntry& b) { return a.before(b); };
+    std::vector<std::pair<std::size_t, std::size_t>> runs;  // [begin, end)
+    for (std::size_t i = 0; i < v.size();) {
+        std::size_t j = i + 1;
+        while (j < v.size() && less(v[j - 1], v[j])) ++j;
+        runs.push_back({i, j});
+        i = j;
+    }
+    if (runs.size() <= 1) return;
+    if (runs.size() > VW_MAX_VAULTS) {  // not the compiler's order
+        std::sort(v.begin(), v.end(), less);
+        return;
+    }
+    std::sort(runs.begin(), runs.end(), [&](auto a, auto b) { return less(v[a.first], v[b.first]); });
+    bool disjoint = true;
+    for (std::size_t r = 1; disjoint && r < runs.size(); ++r)
+        disjoint = less(v[runs[r - 1].second - 1], v[runs[r].first]);
+    if (!disjoint) {
+        std::sort(v.begin(), v.end(), less);
+        return;
+    }
+    std::vector<RuleEntry> sorted;
+    sorted.reserve(v.size());
+    for (auto [b, e] : runs) sorted.insert(sorted.end(), v.begin() + b, v.begin() + e);
+    v = std::move(sorted);
+}
+
+Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
+                      const std::map<std::uint32_t, std::string>& names, std::uint32_t max_rules) {
+    if (set.endpoints.size() > VW_MAX_ENDPOINTS)
+        throw std::length_error(std::to_string(set.endpoints.size()) + " endpoints exceed the " +
+                                std::to_string(VW_MAX_ENDPOINTS) + " the datapath holds");
+    if (set.vteps.size() > VW_MAX_VTEP_PREFIXES)
+        throw std::length_error(std::to_string(set.vteps.size()) + " VTEP prefixes exceed the " +
+                                std::to_string(VW_MAX_VTEP_PREFIXES) + " the datapath holds");
+    Translation t;
+
+    // Vault ids: a name registered keeps its id; a new one takes the lowest
+    // id nobody holds (ids of vaults gone stay held while a set refers to them).
+    std::map<std::string, std::uint32_t> by_name;
+    for (const auto& [id, name] : names) by_name[name] = id;
+    std::uint32_t next = 1;
+    for (const auto& v : set.vaults) {
+        if (v.name.empty() || v.name.size() >= VW_VAULT_NAME_LEN)
+            throw std::invalid_argument("vault name '" + v.name + "' must be 1.." +
+                                        std::to_string(VW_VAULT_NAME_LEN - 1) + " bytes");
+        if (auto it = by_name.find(v.name); it != by_name.end()) {
+            t.vault_ids.push_back(it->second);
+            continue;
+        }
+        while (next < VW_MAX_VAULTS && (names.count(next) || t.new_vaults.count(next))) ++next;
+        if (next >= VW_MAX_VAULTS)
+            throw std::length_error("more than " + std::to_string(VW_MAX_VAULTS - 1) +
+                                    " vaults (live and new) do not fit the datapath");
+        t.new_vaults[next] = v.name;
+        by_name[v.name] = next;
+        t.vault_ids.push_back(next);
+    }
+
+    SetImage& want = t.image;
+    want.vxlan_port = set.vxlan_port;
+    for (const auto& p : set.vteps) want.vteps[{p.addr, p.len}] = true;
+    for (std::size_t i = 0; i < set.vaults.size(); ++i) {
+        const auto& v = set.vaults[i];
+        std::uint32_t flags = VW_VAULT_PRESENT;
+        if (v.public_access_disabled) flags |= VW_VAULT_PUBLIC_DISABLED;
+        if (v.default_allow) flags |= VW_VAULT_DEFAULT_ALLOW;
+        if (v.bypass) flags |= VW_VAULT_BYPASS;
+        want.vault_flags[t.vault_ids[i]] = flags;
+    }
+    // The first endpoint at an address wins (the compiler refuses duplicates).
+    for (const auto& e : set.endpoints) {
+        const std::uint32_t vid = t.vault_ids.at(e.vault);
+        const auto proto = static_cast<std::uint8_t>(e.proto);
+        const std::uint16_t port = htons(e.port);
+        const std::uint32_t addr = htonl(e.addr);
+        if (e.is_private) {
+            want.endpoints.emplace(EndpointId{proto, port, e.vni, addr}, vw_endpoint{vid, VW_EP_PRIVATE});
+            want.endpoints.emplace(EndpointId{proto, port, VW_VNI_ANY_PRIVATE, addr},
+                                   vw_endpoint{vid, VW_EP_PRIVATE});
+        } else {
+            want.endpoints.emplace(EndpointId{proto, port, 0u, addr}, vw_endpoint{vid, 0});
+        }
+        want.protected_addrs[addr] = true;
+    }
+
+    // Rule ids: a rule that stays keeps its id (and its hit count); new
+    // rules take ids the live set does not use, with their counts zeroed.
+    // `rules` is sorted by identity; each entry's id is first its index in
+    // set.rules, then the rule id.
+    std::vector<RuleEntry> rules;
+    rules.reserve(set.rules.size());
+    for (std::size_t i = 0; i < set.rules.size(); ++i) {
+        const auto& r = set.rules[i];
+        rules.push_back(RuleEntry::make(t.vault_ids.at(r.vault), r.vni, r.prefix.addr, r.prefix.len,
+                                        static_cast<std::uint32_t>(i)));  // index for now
+    }
+    sort_rule_entries(rules);
+    std::vector<bool> taken(max_rules, false);
+    if (max_rules) taken[0] = true;
+    for (const auto& e : *live.rules)
+        if (e.id < max_rules) taken[e.id] = true;
+    std::uint32_t next_free = 1;
+    std::vector<std::size_t> added_at;  // positions in `rules`
+    std::map<std::uint32_t, VaultDiff> diffs;
+    t.rule_ids.assign(set.rules.size(), 0);
+    merge_rule_lists(*live.rules, rules,
+        [&](const RuleEntry& w, const RuleEntry* kept) {
+            std::uint32_t id;
+            if (kept) {
+                id = kept->id;
+            } else {
+                while (next_free < max_rules && taken[next_free]) ++next_free;
+                if (next_free >= max_rules)
+                    throw std::length_error(
+                        "the rules do not fit: this host's datapath holds " +
+                        std::to_string(max_rules ? max_rules - 1 : 0) +
+                        " rules (live and changed together); raise max_rules when attaching");
+                id = next_free;
+                taken[id] = true;
+                t.fresh_rule_ids.push_back(id);
+                added_at.push_back(static_cast<std::size_t>(&w - rules.data()));
+                diffs[w.vault_id()].rules_added++;
+            }
+            t.rule_ids[w.id] = id;
+        },
+        [&](const RuleEntry& gone) {
+            t.removals.push_back(gone);
+            diffs[gone.vault_id()].rules_removed++;
+        });
+    for (auto& e : rules) e.id = t.rule_ids[e.id];
+    for (std::size_t pos : added_at) t.upserts.push_back(rules[pos]);
+    std::size_t scopes = 0;
+    for (std::size_t i = 0; i < rules.size(); ++i)
+        if (i == 0 || rules[i].scope != rules[i - 1].scope) ++scopes;
+    if (scopes > VW_MAX_SCOPES)
+        throw std::length_error("rules for " + std::to_string(scopes) +
+                                " (vault, virtual network) pairs exceed the " +
+                                std::to_string(VW_MAX_SCOPES) + " the datapath holds");
+    // Duplicates (the compiler merges them) would share one trie entry.
+    for (std::size_t i = 1; i < rules.size(); ++i)
+        if (rules[i].same_rule(rules[i - 1]))
+            throw std::invalid_argument("duplicate rule in a compiled rule set");
+    want.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(rules));
+    t.from = live.rules.get();
+
+    for (auto& [vid, d] : diffs) {
+        auto n = names.find(vid);
+        auto fresh = t.new_vaults.find(vid);
+        d.vault = n != names.end() ? n->second : fresh != t.new_vaults.end() ? fresh->second : "#" + std::to_string(vid);
+        t.diff.push_back(d);
+    }
+    return t;
+}
+
+std::map<std::uint32_t, std::string> read_vault_names(const MapBackend& maps) {
+    std::map<std::uint32_t, std::string> names;
+    for (std::uint32_t id = 1; id < VW_MAX_VAULTS; ++id) {
+        vw_vault_name n{};
+        if (maps.get(Map::vault_names, id, n) && n.name[0])
+            names[id] = std::string(n.name, strnlen(n.name, sizeof(n.name)));
+    }
+    return names;
+}
+
+SetImage read_set_image(const MapBackend& maps, std::uint32_t set) {
+    SetImage out;
+    vw_config cfg{};
+    if (maps.get(Map::config, set, cfg)) out.vxlan_port = cfg.vxlan_port;
+    for (std::uint32_t id = 1; id < VW_MAX_VAULTS; ++id) {
+        std::uint32_t idx = set * VW_MAX_VAULTS + id;
+        vw_vault v{};
+        if (maps.get(Map::vaults, idx, v) && v.flags) out.vault_flags[id] = v.flags;
+    }
+    maps.each_key<vw_vtep_key>(Map::vteps, [&](const vw_vtep_key& k) {
+        if (k.set == set)
+            out.vteps[{ntohl(k.addr), std::uint8_t(k.prefixlen - VW_VTEP_KEY_FIXED_BITS)}] = true;
+    });
+    maps.each_key<vw_endpoint_key>(Map::endpoints, [&](const vw_endpoint_key& k) {
+        vw_endpoint ep{};
+        if (k.set == set && maps.get(Map::endpoints, k, ep)) out.endpoints[{k.proto, k.port, k.vni, k.addr}] = ep;
+    });
+    maps.each_key<vw_addr_key>(Map::protected_addrs, [&](const vw_addr_key& k) {
+        if (k.set == set) out.protected_addrs[k.addr] = true;
+    });
+    std::vector<RuleEntry> rules;
+    maps.each_key<vw_rule_key>(Map::rules, [&](const vw_rule_key& k) {
+        std::uint32_t id = 0;
+        if (k.set == set && maps.get(Map::rules, k, id))
+            rules.push_back(RuleEntry::make(k.vault_id, k.vni, ntohl(k.addr),
+                                            std::uint8_t(k.prefixlen - VW_RULE_KEY_FIXED_BITS), id));
+    });
+    sort_rule_entries(rules);
+    out.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(rules));
+    return out;
+}
+
+LiveImage read_live_image(const MapBackend& maps) {
+    LiveImage img;
+    std::uint32_t zero = 0;
+    vw_state st{};
+    if (!maps.get(Map::state, zero, st)) throw BpfError("reading vw_state", ENOENT);
+    img.live_set = st.active_set & 1;
+    img.generation = st.generation;
+    img.names = read_vault_names(maps);
+    img.live = read_set_image(maps, img.live_set);
+    return img;
+}
+
+}  // namespace vaultwall::bpfmaps
