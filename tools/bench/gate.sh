@@ -8,23 +8,26 @@
 #
 # wrk: keep-alive, TLS (but upstream), a small GET of one secret with a bearer
 # token; requests/s and p50/p99 latency, medians over repeats, the targets
-# interleaved. The token cache has no knob (GateLimits::token_cache_entries is
-# not exposed by vaultwalld), so the gate runs twice: with one valid token
-# reused (every request after the first is a cache hit), and with a token
-# whose signature is wrong (never cached: every request pays a full RS256
-# verification and is answered 401). Then the gate's RSS with N idle TLS
-# connections (a python3 client holds them; skipped without python3).
+# interleaved. The gate runs twice: with one valid token reused (every request
+# after the first is a verified-token cache hit), and with a token whose
+# signature is wrong (never cached: every request pays a full RS256
+# verification and is answered 401). --full adds the same at 256 connections,
+# and a run with a new TLS connection per request (wrk's "Connection: close":
+# handshake-bound). Then the gate's RSS with N idle TLS connections (a python3
+# client holds them; skipped without python3).
 #
-#   tools/bench/gate.sh [--quick] [--duration S] [--repeats N] [--idle N]
+#   tools/bench/gate.sh [--quick|--full] [--duration S] [--repeats N] [--idle N]
 set -euo pipefail
 
 . "$(dirname "$(readlink -f "$0")")/common.sh"
 P=vwbg
 QUICK=0
+FULL=0
 DURATION=""; REPEATS=""; IDLE=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
+    --full) FULL=1 ;;
     --duration) DURATION=$2; shift ;;
     --repeats) REPEATS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
@@ -38,7 +41,6 @@ if [ "$QUICK" = 1 ]; then
 else
   DURATION=${DURATION:-10}; REPEATS=${REPEATS:-3}; IDLE=${IDLE:-10000}
 fi
-CONNS=16
 
 die() { echo "gate.sh: $*" >&2; [ -n "${WORK:-}" ] && tail -n 5 "$WORK"/*.log >&2 2>/dev/null; exit 1; }
 require_root "namespaces, XDP"
@@ -189,10 +191,11 @@ to_ms() {  # wrk latency "1.23ms" / "850.00us" / "1.02s" -> ms
   awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) }
          else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.3f\n", v }'
 }
-run_wrk() {  # run_wrk URL TOKEN -> "rps p50ms p99ms non2xx"
-  local out
-  out=$(ns c timeout $((DURATION + 30)) wrk -t1 -c$CONNS -d"${DURATION}s" --latency \
-    -H "Host: bench.vault.lab" -H "Authorization: Bearer $2" "$1" 2>&1) || { echo "$out" >&2; die "wrk $1 failed"; }
+run_wrk() {  # run_wrk CONNS URL TOKEN [HEADER] -> "rps p50ms p99ms non2xx"
+  local out extra=()
+  [ -n "${4:-}" ] && extra=(-H "$4")
+  out=$(ns c timeout $((DURATION + 30)) wrk -t1 -c"$1" -d"${DURATION}s" --latency \
+    -H "Host: bench.vault.lab" -H "Authorization: Bearer $3" "${extra[@]}" "$2" 2>&1) || { echo "$out" >&2; die "wrk $2 failed"; }
   local rps p50 p99 bad
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out" | to_ms)
@@ -202,31 +205,44 @@ run_wrk() {  # run_wrk URL TOKEN -> "rps p50ms p99ms non2xx"
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-TARGETS=(upstream gate gate-nocache nginx)
 declare -A URL=([upstream]="http://198.18.0.1:8200$PATH_" [gate]="https://203.0.113.1$PATH_"
                 [gate-nocache]="https://203.0.113.1$PATH_" [nginx]="https://203.0.113.2$PATH_")
 declare -A TOK=([upstream]=$TOKEN [gate]=$TOKEN [gate-nocache]=$BAD_TOKEN [nginx]=$TOKEN)
-declare -A R
-echo "gate: wrk -t1 -c$CONNS -d${DURATION}s --latency, GET $PATH_ (keep-alive; TLS but upstream), median of $REPEATS,"
-echo "      nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg); nginx worker_processes auto"
-for ((r = 0; r < REPEATS; r++)); do
-  for ((k = 0; k < ${#TARGETS[@]}; k++)); do
-    t=${TARGETS[$(((k + r) % ${#TARGETS[@]}))]}
-    read -r rps p50 p99 bad < <(run_wrk "${URL[$t]}" "${TOK[$t]}")
-    R[$t-rps]="${R[$t-rps]:-} $rps"; R[$t-p50]="${R[$t-p50]:-} $p50"; R[$t-p99]="${R[$t-p99]:-} $p99"
-    R[$t-bad]="${R[$t-bad]:-} $bad"
+# series CONNS HEADER LABEL TARGET...: the targets interleaved, REPEATS times;
+# prints the medians and the gate's ratios to its peers.
+series() {
+  local conns=$1 header=$2 label=$3 r k t m rps p50 p99 bad; shift 3
+  local targets=("$@")
+  declare -A R=()
+  echo "gate: $label: wrk -t1 -c$conns -d${DURATION}s --latency${header:+ -H '$header'}, GET $PATH_, median of $REPEATS,"
+  echo "      nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg); nginx worker_processes auto"
+  for ((r = 0; r < REPEATS; r++)); do
+    for ((k = 0; k < ${#targets[@]}; k++)); do
+      t=${targets[$(((k + r) % ${#targets[@]}))]}
+      read -r rps p50 p99 bad < <(run_wrk "$conns" "${URL[$t]}" "${TOK[$t]}" "$header")
+      R[$t-rps]="${R[$t-rps]:-} $rps"; R[$t-p50]="${R[$t-p50]:-} $p50"; R[$t-p99]="${R[$t-p99]:-} $p99"
+      R[$t-bad]="${R[$t-bad]:-} $bad"
+    done
   done
-done
-for t in "${TARGETS[@]}"; do
-  for m in rps p50 p99; do R[$t-$m]=$(median <<<"${R[$t-$m]}"); done
-  printf '  %-13s %9.0f req/s   p50 %7.3f ms   p99 %7.3f ms   non-2xx per run:%s\n' "$t" \
-    "${R[$t-rps]}" "${R[$t-p50]}" "${R[$t-p99]}" "${R[$t-bad]}"
-done
-echo "  (gate-nocache: a token whose signature fails, so never cached: full RS256 verify + 401 each request)"
-awk -v g="${R[gate-rps]}" -v n="${R[nginx-rps]}" -v g99="${R[gate-p99]}" -v u99="${R[upstream-p99]}" \
-    -v n99="${R[nginx-p99]}" 'BEGIN {
-  printf "  gate/nginx requests/s: %.2f (target >= 1)\n", g / n
-  printf "  p99 added over the upstream: gate %.3f ms, nginx %.3f ms (target: gate < 1 ms)\n", g99 - u99, n99 - u99 }'
+  for t in "${targets[@]}"; do
+    for m in rps p50 p99; do R[$t-$m]=$(median <<<"${R[$t-$m]}"); done
+    printf '  %-13s %9.0f req/s   p50 %7.3f ms   p99 %7.3f ms   non-2xx per run:%s\n' "$t" \
+      "${R[$t-rps]}" "${R[$t-p50]}" "${R[$t-p99]}" "${R[$t-bad]}"
+  done
+  [[ " ${targets[*]} " == *" gate-nocache "* ]] &&
+    echo "  (gate-nocache: a token whose signature fails, so never cached: full RS256 verify + 401 each request)"
+  awk -v g="${R[gate-rps]}" -v n="${R[nginx-rps]}" 'BEGIN { printf "  gate/nginx requests/s: %.2f (target >= 1)\n", g / n }'
+  if [ -n "${R[upstream-p99]:-}" ]; then
+    awk -v g99="${R[gate-p99]}" -v u99="${R[upstream-p99]}" -v n99="${R[nginx-p99]}" 'BEGIN {
+      printf "  p99 added over the upstream: gate %.3f ms, nginx %.3f ms (target: gate < 1 ms)\n", g99 - u99, n99 - u99 }'
+  fi
+}
+
+series 16 "" "keep-alive, 16 connections" upstream gate gate-nocache nginx
+if [ "$FULL" = 1 ]; then
+  series 256 "" "keep-alive, 256 connections" upstream gate gate-nocache nginx
+  series 16 "Connection: close" "a new TLS connection per request (handshake-bound)" gate nginx
+fi
 
 # ------------------------------------------------------- idle connections
 if command -v python3 >/dev/null; then
@@ -263,7 +279,7 @@ EOF
   sleep 2
   after=$(rss_kib "$gate_pid")
   awk -v b="$before" -v a="$after" -v n="$held" -v f="$failed" 'BEGIN {
-    printf "  idle TLS connections: %d held (%d failed); gate RSS %.1f MiB -> %.1f MiB: %.1f KiB per connection (target <= 30)\n",
+    printf "  idle TLS connections: %d held (%d failed); gate RSS %.1f MiB -> %.1f MiB: %.1f KiB per connection (target <= 16)\n",
       n, f, b / 1024, a / 1024, (n > 0 ? (a - b) / n : 0) }'
 else
   echo "  idle TLS connections: skipped (no python3 for the idle client)"

@@ -28,6 +28,12 @@ Upstream parse_upstream(const std::string& url) {
     return u;
 }
 
+namespace {
+constexpr const char* kDefaultTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+}  // namespace
+
 std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key) {
     namespace ssl = boost::asio::ssl;
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
@@ -35,6 +41,15 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& ce
                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
     // Idle keep-alive connections give OpenSSL's record buffers back.
     SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    // No renegotiation (TLS 1.2): a client cannot restart the handshake
+    // under an authenticated connection.
+    SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    // Resumption by stateless tickets only: a server-side session cache
+    // would hold a session per client in the gate's memory.
+    SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_OFF);
+    // TLS 1.2: forward-secret AEAD suites only (TLS 1.3's are all of that kind).
+    if (SSL_CTX_set_cipher_list(ctx->native_handle(), kDefaultTls12Ciphers) != 1)
+        throw GateConfigError("gate: OpenSSL refuses the default TLS 1.2 cipher list");
     boost::system::error_code ec;
     ctx->use_certificate_chain_file(cert, ec);
     if (ec) throw GateConfigError("gate.tls_cert " + cert + ": " + ec.message());

@@ -1,9 +1,8 @@
 #include "gate/proxy.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,23 +12,30 @@
 #include <optional>
 #include <thread>
 
-#include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
 #include <spdlog/spdlog.h>
 
 #include "gate/audit.hpp"
 #include "gate/decision.hpp"
+#include "gate/http_policy.hpp"
+#include "gate/tls_stream.hpp"
 #include "gate/upstream.hpp"
 #include "rules/ipv4.hpp"
 
 namespace vaultwall::gate {
 
 namespace net = boost::asio;
-namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
+using Acceptor = net::basic_socket_acceptor<tcp, Executor>;
 
 namespace {
 
@@ -38,224 +44,175 @@ struct Counters {
         upstream_errors{0}, protocol_errors{0};
 };
 
-}  // namespace
-
-// State shared by the Gate and its sessions (sessions may outlive a stop()).
-struct Shared {
-    explicit Shared(net::io_context& ioc) : pool(std::make_shared<UpstreamPool>(ioc)) {}
+// What every I/O thread and connection of one Gate shares: the current
+// config (swapped whole on reload), the counters, the audit log.
+class GateState {
+public:
     std::shared_ptr<const GateConfig> config() {
-        std::lock_guard lock(mu);
-        return cfg;
+        std::lock_guard lock(mu_);
+        return cfg_;
     }
     void set_config(std::shared_ptr<const GateConfig> c) {
-        std::lock_guard lock(mu);
-        cfg = std::move(c);
-        generation.fetch_add(1, std::memory_order_release);
+        std::lock_guard lock(mu_);
+        cfg_ = std::move(c);
+        generation_.fetch_add(1, std::memory_order_release);
     }
-    // Refreshes `cfg` (and `gen`) when a newer config was set; true if it did.
-    // Sessions call it per request: one atomic load unless the config changed.
+    // Refreshes `c` (and `gen`) when a newer config was set; true if it did.
+    // Connections call it per request: one atomic load unless the config changed.
     bool refresh(std::shared_ptr<const GateConfig>& c, std::uint64_t& gen) {
-        if (generation.load(std::memory_order_acquire) == gen && c) return false;
-        std::lock_guard lock(mu);
-        c = cfg;
-        gen = generation.load(std::memory_order_relaxed);
+        if (generation_.load(std::memory_order_acquire) == gen && c) return false;
+        std::lock_guard lock(mu_);
+        c = cfg_;
+        gen = generation_.load(std::memory_order_relaxed);
         return true;
     }
-    std::mutex mu;
-    std::shared_ptr<const GateConfig> cfg;
-    std::atomic<std::uint64_t> generation{0};  // bumped by set_config, under mu
-    std::shared_ptr<UpstreamPool> pool;
     AuditLog audit;
-    Counters c;
-};
-
-namespace {
-
-std::string network_info(const std::string& client) { return "addr=" + client + ";act_addr_fam=InterNetwork;"; }
-
-bool is_hop_by_hop(http::field f) {
-    switch (f) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::proxy_authenticate:
-    case http::field::proxy_authorization:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-    case http::field::expect:
-        return true;
-    default:
-        return false;
-    }
-}
-
-template <class Msg>
-void strip_hop_by_hop(Msg& m) {
-    // Also the fields a Connection header names.
-    std::vector<std::string> named;
-    for (auto it = m.find(http::field::connection); it != m.end() && it->name() == http::field::connection; ++it)
-        for (auto tok : http::token_list{it->value()}) named.emplace_back(tok);
-    for (const auto& n : named) m.erase(n);
-    for (auto it = m.begin(); it != m.end();) {
-        if (is_hop_by_hop(it->name()))
-            it = m.erase(it);
-        else
-            ++it;
-    }
-}
-
-// Read-buffer capacity a keep-alive connection keeps between requests.
-constexpr std::size_t kKeptReadBuffer = 8 * 1024;
-// The first read of a keep-alive request (it fits in the kept buffer).
-constexpr std::size_t kFirstRead = 4 * 1024;
-
-class Session : public std::enable_shared_from_this<Session> {
-public:
-    Session(tcp::socket&& socket, std::shared_ptr<Shared> sh, std::shared_ptr<const GateConfig> cfg,
-            std::uint64_t gen)
-        : sh_(std::move(sh)), cfg_(std::move(cfg)), gen_(gen), tls_(cfg_->tls), stream_(std::move(socket), *tls_) {
-        sh_->c.active++;
-    }
-    ~Session() { sh_->c.active--; }
-
-    void run() {
-        net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->on_run(); });
-    }
+    Counters count;
 
 private:
-    tcp::socket& sock() { return beast::get_lowest_layer(stream_).socket(); }
-    beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+    std::mutex mu_;
+    std::shared_ptr<const GateConfig> cfg_;
+    std::atomic<std::uint64_t> generation_{0};  // bumped by set_config, under mu_
+};
 
-    void on_run() {
+class Connection;
+
+// One I/O thread: its io_context, its upstream pool, its listeners' accepted
+// connections, and their deadlines. Nothing here is touched from another
+// thread except through post().
+struct Loop {
+    // Deadlines are checked by one sweep per loop (every kSweep) over an
+    // intrusive list, not a timer per connection: no timer object or timer
+    // queue operation per request phase.
+    static constexpr std::chrono::milliseconds kSweep{100};
+    Connection* head = nullptr;  // before ioc: connections unlink themselves while ioc is destroyed
+
+    net::io_context ioc{1};
+    std::shared_ptr<UpstreamPool> pool = std::make_shared<UpstreamPool>(ioc);
+    net::steady_timer sweep{ioc};
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::thread thread;
+
+    void start_sweeping();
+};
+
+using Steady = std::chrono::steady_clock;
+
+// Read-buffer capacity reserved when a request starts arriving; an idle
+// keep-alive connection holds no read buffer at all.
+constexpr std::size_t kRequestBuffer = 4 * 1024;
+
+// One client connection: TLS, the HTTP framing and size policy
+// (http_policy.hpp), the decision (decision.hpp), forwarding (upstream.hpp).
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(Loop& loop, Socket socket, std::shared_ptr<GateState> st, std::shared_ptr<const GateConfig> cfg,
+               std::uint64_t gen)
+        : loop_(loop), st_(std::move(st)), cfg_(std::move(cfg)), gen_(gen),
+          tls_(std::move(socket), cfg_->tls->native_handle()) {
+        st_->count.active++;
+        next_ = loop_.head;
+        if (next_) next_->prev_ = this;
+        loop_.head = this;
+    }
+    ~Connection() {
+        if (prev_) prev_->next_ = next_;
+        else loop_.head = next_;
+        if (next_) next_->prev_ = prev_;
+        st_->count.active--;
+    }
+
+    void start() {
         beast::error_code ec;
-        auto local = sock().local_endpoint(ec);
-        auto remote = sock().remote_endpoint(ec);
+        auto local = tls_.socket().local_endpoint(ec);
+        auto remote = tls_.socket().remote_endpoint(ec);
         if (ec || !local.address().is_v4() || !remote.address().is_v4()) return;
         local_ = {local.address().to_v4().to_uint(), local.port()};
         client_ = remote.address().to_v4().to_uint();
         client_port_ = remote.port();
         client_str_ = rules::format_ipv4(client_);
-        network_info_ = network_info(client_str_);
+        network_info_ = "addr=" + client_str_ + ";act_addr_fam=InterNetwork;";
         if (cfg_->admission) record_ = cfg_->admission->lookup(client_, client_port_, local_.addr, local_.port);
-        sock().set_option(tcp::no_delay(true), ec);
-        tcp_layer().expires_after(cfg_->limits.handshake_timeout);
-        stream_.async_handshake(ssl::stream_base::server,
-                                [self = shared_from_this()](beast::error_code ec) {
-                                    if (ec) return;  // TLS failure: nothing to answer in HTTP
-                                    self->do_read();
-                                });
+        tls_.socket().set_option(tcp::no_delay(true), ec);
+        expire_in(cfg_->limits.handshake_timeout);
+        tls_.async_handshake([self = shared_from_this()](beast::error_code ec) {
+            if (ec) return self->close();  // TLS failure: nothing to answer in HTTP
+            self->read_request();
+        });
     }
+
+    // The sweep: a connection past its deadline is closed; what waits on its
+    // socket completes with operation_aborted.
+    static void sweep(Loop& loop, Steady::time_point now) {
+        for (Connection* c = loop.head; c; c = c->next_)
+            if (c->deadline_ <= now) {
+                c->deadline_ = Steady::time_point::max();
+                c->tls_.close();
+            }
+    }
+    Connection* next() const { return next_; }
+
+private:
+    void expire_in(std::chrono::milliseconds d) { deadline_ = Steady::now() + d; }
 
     // The current config; the cached route/admission go with the old one.
     void refresh_config() {
-        if (sh_->refresh(cfg_, gen_)) routed_ = false;
+        if (st_->refresh(cfg_, gen_)) routed_ = false;
     }
 
-    void do_read() {
+    void read_request() {
         refresh_config();
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(cfg_->limits.header_limit));
         parser_->body_limit(cfg_->limits.body_limit);
         if (first_ || buffer_.size() > 0) return read_header();
-        // Keep-alive: wait up to idle_timeout for the next request's first
-        // byte; its header deadline starts there, as the first request's did.
-        tcp_layer().expires_after(cfg_->limits.idle_timeout);
-        stream_.async_read_some(buffer_.prepare(kFirstRead),
-                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                                    if (ec) return self->on_read_error(ec);
-                                    self->buffer_.commit(n);
-                                    self->read_header();
-                                });
+        // Keep-alive: wait up to idle_timeout, holding no buffer, for the
+        // next request's first byte; its header deadline starts there.
+        expire_in(cfg_->limits.idle_timeout);
+        tls_.async_wait_data([self = shared_from_this()](beast::error_code ec) {
+            if (ec) return self->on_read_error(ec);
+            self->read_header();
+        });
     }
 
     // The request line and headers, within read_timeout.
     void read_header() {
-        tcp_layer().expires_after(cfg_->limits.read_timeout);
-        http::async_read_header(stream_, buffer_, *parser_,
-                                [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+        expire_in(cfg_->limits.read_timeout);
+        if (buffer_.capacity() < kRequestBuffer) buffer_.reserve(kRequestBuffer);
+        http::async_read_header(tls_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            self->on_header(ec);
+        });
     }
 
-    // Maps a read error to an answer, or to a silent close.
     void on_read_error(beast::error_code ec) {
-        if (ec == http::error::header_limit)
-            return protocol_error(http::status::request_header_fields_too_large, "header_too_large",
-                                  "Request header fields too large.");
-        if (ec == http::error::body_limit)
-            return protocol_error(http::status::payload_too_large, "body_too_large", "Request body too large.");
-        if (ec == http::error::bad_content_length || ec == http::error::bad_transfer_encoding)
-            return protocol_error(http::status::bad_request, "request_smuggling",
-                                  "Conflicting or unsupported message framing (Content-Length / Transfer-Encoding).");
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
-            ec == ssl::error::stream_truncated || ec == net::error::operation_aborted ||
-            ec == net::error::connection_reset || !parser_->got_some())
-            return close();
-        return protocol_error(http::status::bad_request, "bad_request", "The request is malformed.");
+        if (auto r = refusal_for(ec, parser_ && parser_->got_some())) return refuse(*r);
+        close();
     }
 
     void on_header(beast::error_code ec) {
         if (ec) return on_read_error(ec);
         auto& req = parser_->get();
-        // Request smuggling: exactly one framing, spelled exactly one way.
-        auto cl = req.equal_range(http::field::content_length);
-        auto te = req.equal_range(http::field::transfer_encoding);
-        std::size_t n_cl = std::distance(cl.first, cl.second);
-        std::size_t n_te = std::distance(te.first, te.second);
-        bool bad = n_cl > 1 || (n_cl && n_te) || n_te > 1;
-        if (n_cl == 1) {
-            auto v = cl.first->value();
-            bad = bad || v.empty() || v.find_first_not_of("0123456789") != beast::string_view::npos;
-        }
-        if (n_te == 1) {
-            bad = bad || !beast::iequals(te.first->value(), "chunked") || req.version() < 11;
-        }
-        if (bad)
-            return protocol_error(http::status::bad_request, "request_smuggling",
-                                  "Conflicting or unsupported message framing (Content-Length / Transfer-Encoding).");
-        if (req.method() == http::verb::unknown)  // an extension method, or "get": none is Key Vault's
-            return protocol_error(http::status::not_implemented, "unknown_method",
-                                  "The request method is not supported.", "NotImplemented");
-        if (req.target().find('#') != beast::string_view::npos)
-            return protocol_error(http::status::bad_request, "fragment_in_target",
-                                  "The request target must not contain a fragment ('#').");
-        // One identity per request: the one the gate authenticates is the one forwarded.
-        if (req.count(http::field::authorization) > 1)
-            return protocol_error(http::status::bad_request, "duplicate_authorization",
-                                  "The request has more than one Authorization header.");
-        // RFC 9112 §3.2: HTTP/1.1 has exactly one Host; HTTP/1.0 at most one.
-        std::size_t hosts = req.count(http::field::host);
-        if (hosts > 1 || (hosts == 0 && req.version() >= 11))
-            return protocol_error(http::status::bad_request, "bad_host",
-                                  "The request must have exactly one Host header.");
-        header_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+        if (auto r = check_head(req)) return refuse(*r);
+        head_fields_ = field_count(req);
         if (!parser_->is_done() && beast::iequals(req[http::field::expect], "100-continue")) {
-            cont_.emplace(http::status::continue_, 11);
-            tcp_layer().expires_after(cfg_->limits.write_timeout);
-            return http::async_write(stream_, *cont_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                if (ec) return self->close();
-                self->read_body();
-            });
+            static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            expire_in(cfg_->limits.write_timeout);
+            return net::async_write(tls_, net::buffer(kContinue, sizeof kContinue - 1),
+                                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                        if (ec) return self->close();
+                                        self->read_body();
+                                    });
         }
         read_body();
     }
 
     void read_body() {
-        tcp_layer().expires_after(cfg_->limits.read_timeout);
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             if (ec) return self->on_read_error(ec);
-                             // Beast appends chunked trailer fields to the
-                             // header fields; RFC 9110 §6.5.1 forbids that
-                             // merge (an Authorization or Host in the
-                             // trailer), so a trailer is refused.
-                             auto& req = self->parser_->get();
-                             if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) !=
-                                 self->header_fields_)
-                                 return self->protocol_error(http::status::bad_request, "trailer_fields",
-                                                             "Trailer fields are not accepted.");
-                             self->on_request();
-                         });
+        expire_in(cfg_->limits.read_timeout);
+        http::async_read(tls_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return self->on_read_error(ec);
+            if (auto r = check_trailers(self->parser_->get(), self->head_fields_)) return self->refuse(*r);
+            self->on_request();
+        });
     }
 
     // The vault this connection reaches under cfg_ and its admission: both
@@ -273,55 +230,57 @@ private:
         return vault_;
     }
 
-    void audit(std::string_view vault, std::uint32_t vni, std::string_view op, std::string_view caller, bool allow,
-               std::string_view reason, unsigned status) {
+    // One audit line for this request. `d` gives operation, caller and
+    // reason (its allow flag the decision); `status` is what was answered.
+    void audit(const Decision& d, std::string_view reason, unsigned status) {
         AuditRecord a;
         a.client = client_str_;
-        a.vni = vni;
-        a.vault = vault;
-        a.operation = op;
-        a.caller = caller;
-        a.decision = allow ? "allow" : "deny";
+        a.vni = record_ ? record_->vni : 0;
+        if (vault_ && routed_) {
+            a.vault = vault_->name;
+            a.vni = admission_.vni;
+        }
+        a.operation = d.operation;
+        a.caller = d.caller;
+        a.decision = d.allow ? "allow" : "deny";
         a.reason = reason;
         a.status = status;
-        if (parser_) {
-            auto m = parser_->get().method_string();
-            auto t = parser_->get().target();
-            a.method = std::string_view(m.data(), m.size());
-            a.path = std::string_view(t.data(), std::min(t.size(), t.find('?')));
-        }
-        sh_->audit.write(a);
+        a.method = std::string_view(method_.data(), method_.size());
+        a.path = std::string_view(path_.data(), path_.size());
+        st_->audit.write(a);
     }
 
-    void protocol_error(http::status st, const std::string& reason, const std::string& message,
-                        const char* code = "BadParameter") {
-        sh_->c.protocol_errors++;
-        const rules::Vault* v = vault();
-        audit(v ? std::string_view(v->name) : std::string_view(), record_ ? record_->vni : 0, "", "", false, reason,
-              static_cast<unsigned>(st));
-        http::response<http::string_body> res{st, 11};
-        res.set(http::field::content_type, "application/json; charset=utf-8");
-        res.body() = error_body(code, message);
-        send(std::move(res), true);
+    // Remembers what the audit line names while the request itself goes on
+    // (to the upstream, or away).
+    void note_request_line(const http::request_header<>& h) {
+        auto m = h.method_string();
+        auto t = h.target();
+        method_.assign(m.data(), m.size());
+        path_.assign(t.data(), std::min(t.size(), t.find('?')));
+    }
+
+    void refuse(const Refusal& r) {
+        st_->count.protocol_errors++;
+        if (parser_) note_request_line(parser_->get());
+        vault();
+        Decision none;
+        audit(none, r.reason, r.status);
+        answer_error(r.status, error_body(r.code, r.message), {}, true);
     }
 
     void on_request() {
-        sh_->c.requests++;
+        st_->count.requests++;
         refresh_config();
         req_ = parser_->release();
-        parser_.emplace();  // keep method/target for audit of this request
-        parser_->get().method_string(req_.method_string());
-        parser_->get().target(req_.target());
+        parser_.reset();
+        note_request_line(req_);
         keep_alive_ = req_.keep_alive();
 
         const rules::Vault* vault = this->vault();
         if (!vault) {
-            http::response<http::string_body> res{http::status::service_unavailable, 11};
-            res.set(http::field::content_type, "application/json; charset=utf-8");
-            res.body() = error_body("ServiceUnavailable", "No vault is served on this endpoint.");
-            return send(std::move(res), true);
+            return answer_error(503, error_body("ServiceUnavailable", "No vault is served on this endpoint."), {},
+                                true);
         }
-        const Admission& adm = admission_;
         auto sv = [](beast::string_view s) { return std::string_view(s.data(), s.size()); };
         RequestFacts facts;
         facts.method = sv(req_.method_string());
@@ -329,110 +288,99 @@ private:
         if (auto it = req_.find(http::field::authorization); it != req_.end()) facts.authorization = sv(it->value());
         facts.client = client_;
         DecisionContext ctx{*vault, cfg_->identity, cfg_->catalog, *cfg_->jwt};
-        Decision d = decide(ctx, facts, adm, Clock::now());
-        vni_ = adm.vni;
+        Decision d = decide(ctx, facts, admission_);
         if (!d.allow) {
-            sh_->c.denied++;
-            audit(vault->name, adm.vni, d.operation, d.caller, false, d.reason, d.status);
-            http::response<http::string_body> res{static_cast<http::status>(d.status), 11};
-            res.set(http::field::content_type, "application/json; charset=utf-8");
-            if (!d.www_authenticate.empty()) res.set(http::field::www_authenticate, d.www_authenticate);
-            res.body() = d.body();
-            return send(std::move(res), !keep_alive_);
+            st_->count.denied++;
+            audit(d, d.reason, d.status);
+            req_ = {};
+            return answer_error(d.status, d.body(), d.www_authenticate, !keep_alive_);
         }
-        sh_->c.allowed++;
+        st_->count.allowed++;
         decision_ = std::move(d);
-
-        http::request<http::string_body> up = std::move(req_);
-        strip_hop_by_hop(up);
-        // What was authorised is the real method on the normalised target.
-        for (const char* f : {"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}) up.erase(f);
-        up.target(decision_.target);
-        if (up.find(http::field::host) == up.end()) up.set(http::field::host, cfg_->upstreams[route_->vault].key());
-        up.version(11);
-        up.set("X-Forwarded-For", client_str_);
-        up.set("X-Forwarded-Proto", "https");
-        up.keep_alive(true);
-        up.prepare_payload();
-        auto self = shared_from_this();
-        sh_->pool->forward(cfg_->upstreams[route_->vault], std::move(up), cfg_->limits,
-                           [self](UpstreamFailure f, UpstreamPool::Response r) {
-                               net::dispatch(self->stream_.get_executor(), [self, f, r = std::move(r)]() mutable {
-                                   self->on_upstream(f, std::move(r));
-                               });
-                           });
+        Request up = std::move(req_);
+        req_ = {};
+        const Upstream& upstream = cfg_->upstreams[route_->vault];
+        to_upstream(up, decision_.target, client_str_, upstream.key());
+        deadline_ = Steady::time_point::max();  // the upstream's own timeouts run now
+        // The pool is this thread's: the callback runs here, no hop.
+        loop_.pool->forward(upstream, std::move(up), cfg_->limits,
+                            [self = shared_from_this()](UpstreamFailure f, Response r) {
+                                self->on_upstream(f, std::move(r));
+                            });
     }
 
-    void on_upstream(UpstreamFailure f, UpstreamPool::Response r) {
+    void on_upstream(UpstreamFailure f, Response r) {
         if (f != UpstreamFailure::none) {
-            sh_->c.upstream_errors++;
+            st_->count.upstream_errors++;
             bool timeout = f == UpstreamFailure::timeout;
-            auto st = timeout ? http::status::gateway_timeout : http::status::bad_gateway;
-            audit(vault_->name, vni_, decision_.operation, decision_.caller, true,
-                  decision_.reason + (timeout ? ";upstream_timeout" : ";upstream_unavailable"),
-                  static_cast<unsigned>(st));
-            http::response<http::string_body> res{st, 11};
-            res.set(http::field::content_type, "application/json; charset=utf-8");
-            res.body() = error_body(timeout ? "GatewayTimeout" : "BadGateway",
-                                    timeout ? "The vault did not answer in time." : "The vault is unavailable.");
-            return send(std::move(res), !keep_alive_);
+            unsigned status = timeout ? 504 : 502;
+            audit(decision_, decision_.reason + (timeout ? ";upstream_timeout" : ";upstream_unavailable"), status);
+            return answer_error(status,
+                                error_body(timeout ? "GatewayTimeout" : "BadGateway",
+                                           timeout ? "The vault did not answer in time." : "The vault is unavailable."),
+                                {}, !keep_alive_);
         }
-        audit(vault_->name, vni_, decision_.operation, decision_.caller, true, decision_.reason, r.result_int());
+        audit(decision_, decision_.reason, r.result_int());
         strip_hop_by_hop(r);
         r.version(11);
-        send(std::move(r), !keep_alive_);
+        r.set("x-ms-keyvault-network-info", network_info_);
+        r.keep_alive(keep_alive_);
+        serialize(r, out_);
+        write_out(!keep_alive_);
     }
 
-    void send(http::response<http::string_body> res, bool close_after) {
-        res.set("x-ms-keyvault-network-info", network_info_);
-        res.keep_alive(!close_after);
-        res.prepare_payload();
-        res_ = std::move(res);
-        tcp_layer().expires_after(cfg_->limits.write_timeout);
-        http::async_write(stream_, res_, [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+    void answer_error(unsigned status, const std::string& body, std::string_view www_authenticate, bool close) {
+        serialize_error(status, body, network_info_, www_authenticate, close, out_);
+        write_out(close);
+    }
+
+    // Writes out_ (one buffer, coalesced into as few records as fit), then
+    // reads the next request or closes.
+    void write_out(bool close_after) {
+        expire_in(cfg_->limits.write_timeout);
+        net::async_write(tls_, net::buffer(out_), [self = shared_from_this(), close_after](beast::error_code ec,
+                                                                                          std::size_t) {
             if (ec || close_after) return self->close();
-            // Idle until the next request: hold no message memory meanwhile,
-            // except a small read buffer (reallocating it for every request
-            // of a keep-alive connection costs more than the few KiB it
-            // keeps; a buffer grown by a large request is given back).
-            self->res_ = {};
-            self->req_ = {};
+            // Idle until the next request: hold no message memory meanwhile.
             self->decision_ = {};
-            self->parser_.reset();
-            if (self->buffer_.size() == 0 && self->buffer_.capacity() > kKeptReadBuffer) self->buffer_.shrink_to_fit();
+            std::string().swap(self->out_);
+            if (self->buffer_.size() == 0) self->buffer_.shrink_to_fit();
             self->first_ = false;
-            self->do_read();
+            self->read_request();
         });
     }
 
     void close() {
         if (closing_) return;
         closing_ = true;
-        tcp_layer().expires_after(std::chrono::seconds(2));
-        stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+        expire_in(std::chrono::milliseconds(2000));
+        tls_.async_shutdown([self = shared_from_this()](beast::error_code) {
             beast::error_code ignored;
-            self->sock().shutdown(tcp::socket::shutdown_both, ignored);
-            self->sock().close(ignored);
+            self->tls_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            self->tls_.close();
         });
     }
 
-    std::shared_ptr<Shared> sh_;
+    Loop& loop_;
+    Connection* prev_ = nullptr;
+    Connection* next_ = nullptr;
+    Steady::time_point deadline_ = Steady::time_point::max();
+    std::shared_ptr<GateState> st_;
     std::shared_ptr<const GateConfig> cfg_;
-    std::uint64_t gen_ = 0;  // Shared::generation of cfg_
-    std::shared_ptr<ssl::context> tls_;
-    beast::ssl_stream<beast::tcp_stream> stream_;
+    std::uint64_t gen_ = 0;  // GateState generation of cfg_
+    TlsStream tls_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
-    std::optional<http::response<http::empty_body>> cont_;
-    http::request<http::string_body> req_;
-    http::response<http::string_body> res_;
+    std::size_t head_fields_ = 0;  // fields in the head: more after the body are trailers
+    Request req_;
+    std::string out_;  // the response on the wire, serialised once
     Decision decision_;
+    std::string method_, path_;  // of the current request, for its audit line
     // vault(): valid while routed_ (reset with every new cfg_).
     bool routed_ = false;
     const VaultRoute* route_ = nullptr;
     const rules::Vault* vault_ = nullptr;
     Admission admission_;
-    std::uint32_t vni_ = 0;
     ListenKey local_;
     std::uint32_t client_ = 0;
     std::string client_str_;    // "192.0.2.9"
@@ -440,16 +388,26 @@ private:
     std::uint16_t client_port_ = 0;
     std::optional<vw_admission> record_;
     bool first_ = true;
-    std::size_t header_fields_ = 0;  // fields in the header: more after the body are trailers
     bool keep_alive_ = true;
     bool closing_ = false;
 };
 
+void Loop::start_sweeping() {
+    sweep.expires_after(kSweep);
+    sweep.async_wait([this](beast::error_code ec) {
+        if (ec) return;
+        Connection::sweep(*this, Steady::now());
+        start_sweeping();
+    });
+}
+
+// One endpoint on one loop: a SO_REUSEPORT socket of its own, so the kernel
+// spreads new connections over the loops and no accept hops threads.
 class Listener : public std::enable_shared_from_this<Listener> {
 public:
-    Listener(net::io_context& ioc, std::shared_ptr<Shared> sh, ListenKey key)
-        : ioc_(ioc), sh_(std::move(sh)), key_(key), strand_(net::make_strand(ioc)), acceptor_(strand_),
-          retry_(strand_) {}
+    Listener(Loop& loop, std::shared_ptr<GateState> st, ListenKey key)
+        : loop_(loop), st_(std::move(st)), key_(key), acceptor_(loop.ioc.get_executor()),
+          retry_(loop.ioc.get_executor()) {}
 
     void open() {
         tcp::endpoint ep(net::ip::address_v4(key_.addr), key_.port);
@@ -457,25 +415,24 @@ public:
         acceptor_.set_option(net::socket_base::reuse_address(true));
         int one = 1;
         ::setsockopt(acceptor_.native_handle(), IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+        if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+            throw std::runtime_error(std::string("SO_REUSEPORT: ") + std::strerror(errno));
         acceptor_.bind(ep);
         acceptor_.listen(net::socket_base::max_listen_connections);
     }
 
     void start() {
-        net::dispatch(strand_, [self = shared_from_this()] { self->accept(); });
+        net::post(loop_.ioc, [self = shared_from_this()] { self->accept(); });
     }
-
+    // From any thread: stops accepting on the loop's thread.
     void close() {
-        net::post(strand_, [self = shared_from_this()] {
-            beast::error_code ignored;
-            self->closed_ = true;
-            self->retry_.cancel();
-            self->acceptor_.close(ignored);
-        });
+        net::post(loop_.ioc, [self = shared_from_this()] { self->close_now(); });
     }
+    // On the loop's thread, or when it does not run.
     void close_now() {
         beast::error_code ignored;
         closed_ = true;
+        retry_.cancel();
         acceptor_.close(ignored);
     }
     std::string name() const { return rules::format_ipv4(key_.addr) + ":" + std::to_string(key_.port); }
@@ -483,13 +440,12 @@ public:
 private:
     void accept() {
         if (closed_) return;
-        acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec,
-                                                                                  tcp::socket s) {
+        acceptor_.async_accept(loop_.ioc.get_executor(), [self = shared_from_this()](beast::error_code ec, Socket s) {
             self->on_accept(ec, std::move(s));
         });
     }
 
-    void on_accept(beast::error_code ec, tcp::socket s) {
+    void on_accept(beast::error_code ec, Socket s) {
         if (ec == net::error::operation_aborted || closed_) return;
         if (ec) {  // EMFILE and friends: back off a little instead of spinning
             retry_.expires_after(std::chrono::milliseconds(50));
@@ -500,73 +456,89 @@ private:
         }
         std::shared_ptr<const GateConfig> cfg;
         std::uint64_t gen = 0;
-        sh_->refresh(cfg, gen);
-        if (sh_->c.active.load() >= cfg->limits.max_connections) {
-            sh_->c.rejected++;
+        st_->refresh(cfg, gen);
+        if (st_->count.active.load() >= cfg->limits.max_connections) {
+            st_->count.rejected++;
             beast::error_code ignored;
             s.close(ignored);
         } else {
-            sh_->c.accepted++;
-            std::make_shared<Session>(std::move(s), sh_, std::move(cfg), gen)->run();
+            st_->count.accepted++;
+            try {
+                std::make_shared<Connection>(loop_, std::move(s), st_, std::move(cfg), gen)->start();
+            } catch (const std::bad_alloc&) {
+                spdlog::warn("gate: out of memory for a new connection");
+            }
         }
         accept();
     }
 
-    net::io_context& ioc_;
-    std::shared_ptr<Shared> sh_;
+    Loop& loop_;
+    std::shared_ptr<GateState> st_;
     ListenKey key_;
-    net::strand<net::io_context::executor_type> strand_;
-    tcp::acceptor acceptor_;
+    Acceptor acceptor_;
     net::steady_timer retry_;
     bool closed_ = false;
 };
 
+// An endpoint: one listener per loop.
+using Listeners = std::vector<std::shared_ptr<Listener>>;
+
 }  // namespace
 
 struct Gate::Impl {
-    net::io_context ioc;  // first: destroyed last
-    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-    std::shared_ptr<Shared> sh;
-    std::vector<std::thread> threads;
-    unsigned nthreads = 1;
+    std::shared_ptr<GateState> st = std::make_shared<GateState>();
+    std::vector<std::unique_ptr<Loop>> loops;
     std::mutex lmu;  // listeners, started, stopped
-    std::map<ListenKey, std::shared_ptr<Listener>> listeners;
+    std::map<ListenKey, Listeners> listeners;
     bool started = false, stopped = false;
 
-    explicit Impl(unsigned n) : ioc(static_cast<int>(n)), sh(std::make_shared<Shared>(ioc)), nthreads(n) {}
+    explicit Impl(unsigned n) {
+        for (unsigned i = 0; i < n; ++i) loops.push_back(std::make_unique<Loop>());
+    }
+    ~Impl() {
+        listeners.clear();
+        loops.clear();  // each io_context destroys what is still queued on it
+    }
 
-    // Opens a listener for every route of cfg that has none yet, into
+    // Opens the listeners of every route of cfg that has none yet, into
     // `opened`. Caller holds lmu. Throws (naming the endpoint) only when
     // `errors` is null; otherwise collects one message per failure.
-    void open_missing(const GateConfig& cfg, std::map<ListenKey, std::shared_ptr<Listener>>& opened,
-                      std::vector<std::string>* errors) {
+    void open_missing(const GateConfig& cfg, std::map<ListenKey, Listeners>& opened, std::vector<std::string>* errors) {
         for (const auto& [key, routes] : cfg.routes) {
             if (listeners.count(key) || opened.count(key)) continue;
-            auto l = std::make_shared<Listener>(ioc, sh, key);
+            Listeners ls;
             try {
-                l->open();
+                for (auto& loop : loops) {
+                    ls.push_back(std::make_shared<Listener>(*loop, st, key));
+                    ls.back()->open();
+                }
             } catch (const std::exception& e) {
-                std::string msg = "cannot listen on " + l->name() + ": " + e.what();
+                std::string msg = "cannot listen on " + ls.back()->name() + ": " + e.what();
+                for (auto& l : ls) l->close_now();
                 if (!errors) throw std::runtime_error(msg);
                 errors->push_back(msg);
                 continue;
             }
-            opened[key] = l;
+            opened[key] = std::move(ls);
         }
     }
 
     // Takes `opened` into the running set (accepting if started) and closes
     // the listeners cfg no longer has. Caller holds lmu.
-    void adopt(const GateConfig& cfg, std::map<ListenKey, std::shared_ptr<Listener>>& opened) {
-        for (auto& [key, l] : opened) {
-            if (listeners.count(key)) continue;  // dropped with `opened`
-            listeners[key] = l;
-            if (started) l->start();
+    void adopt(const GateConfig& cfg, std::map<ListenKey, Listeners>& opened) {
+        for (auto& [key, ls] : opened) {
+            if (listeners.count(key)) {
+                for (auto& l : ls) l->close_now();
+                continue;
+            }
+            if (started)
+                for (auto& l : ls) l->start();
+            listeners[key] = std::move(ls);
         }
         opened.clear();
         for (auto it = listeners.begin(); it != listeners.end();) {
             if (!cfg.routes.count(it->first)) {
-                it->second->close();
+                for (auto& l : it->second) l->close();
                 it = listeners.erase(it);
             } else {
                 ++it;
@@ -574,47 +546,47 @@ struct Gate::Impl {
         }
     }
 
-    // Starts the I/O threads and every listener. Caller holds lmu.
+    // Starts a thread per loop and every listener. Caller holds lmu.
     void run() {
         started = true;
-        for (auto& [k, l] : listeners) l->start();
-        work.emplace(net::make_work_guard(ioc));
-        for (unsigned i = 0; i < nthreads; ++i)
-            threads.emplace_back([this] {
+        for (auto& [k, ls] : listeners)
+            for (auto& l : ls) l->start();
+        for (auto& loop : loops) {
+            Loop* lp = loop.get();
+            lp->work.emplace(net::make_work_guard(lp->ioc));
+            lp->start_sweeping();
+            lp->thread = std::thread([lp] {
                 for (;;) {
                     try {
-                        ioc.run();
+                        lp->ioc.run();
                         return;
                     } catch (const std::exception& e) {
                         spdlog::error("gate: unexpected exception in I/O thread: {}", e.what());
                     }
                 }
             });
+        }
     }
 };
 
 struct Gate::Prepared::State {
-    std::shared_ptr<Impl> owner;  // its io_context outlives the listeners
+    std::shared_ptr<Impl> owner;  // its loops outlive the listeners
     std::shared_ptr<const GateConfig> config;
-    std::map<ListenKey, std::shared_ptr<Listener>> opened;  // bound and listening, not accepting
+    std::map<ListenKey, Listeners> opened;  // bound and listening, not accepting
 };
 
 Gate::Prepared::Prepared(std::unique_ptr<State> s) : s_(std::move(s)) {}
 
 Gate::Prepared::~Prepared() {
     if (!s_) return;
-    for (auto& [k, l] : s_->opened) l->close_now();  // never accepted: no strand work to wait for
+    for (auto& [k, ls] : s_->opened)
+        for (auto& l : ls) l->close_now();  // never accepted: nothing runs on them
     s_->opened.clear();
 }
 
 namespace {
-// threads == 0: VW_GATE_THREADS (1-256) if set, else the hardware concurrency.
-// Measured with tools/bench/gate.sh on a 2-vCPU box that also runs wrk and the
-// upstream (2026-11-29, two runs each): 2 threads on the shared io_context
-// gave 9.9-10.2 k req/s, p99 3.2-3.4 ms; 1 thread (concurrency hint 1, no
-// cross-thread wakeups) 9.4-9.5 k req/s, p99 3.5-3.6 ms, and far less for
-// requests needing a full RS256 verify (7.0-7.2 k against 9.1-9.5 k). So the
-// default stays one thread per CPU.
+// threads == 0: VW_GATE_THREADS (1-256) if set, else the hardware concurrency
+// (one loop per CPU, as nginx's worker_processes auto).
 unsigned default_threads() {
     if (const char* e = std::getenv("VW_GATE_THREADS")) {
         int n = std::atoi(e);
@@ -623,25 +595,6 @@ unsigned default_threads() {
     }
     return std::max(1u, std::thread::hardware_concurrency());
 }
-}  // namespace
-
-Gate::Gate(std::shared_ptr<const GateConfig> config, unsigned threads) {
-    if (threads == 0) threads = default_threads();
-    impl_ = std::make_shared<Impl>(threads);
-    impl_->sh->cfg = std::move(config);
-}
-
-Gate::~Gate() { stop(); }
-
-void Gate::start() {
-    {
-        std::lock_guard lock(impl_->lmu);
-        if (impl_->started || impl_->stopped) return;
-    }
-    commit(prepare(config()));
-}
-
-namespace {
 
 // The checks prepare() makes of what GateConfig::build loaded.
 void check_tls(const GateConfig& cfg) {
@@ -658,8 +611,23 @@ void check_audit_log(const std::string& path) {
     if (fd < 0) throw std::runtime_error("cannot open gate.audit_log " + path + ": " + std::strerror(errno));
     ::close(fd);
 }
-
 }  // namespace
+
+Gate::Gate(std::shared_ptr<const GateConfig> config, unsigned threads) {
+    if (threads == 0) threads = default_threads();
+    impl_ = std::make_shared<Impl>(threads);
+    if (config) impl_->st->set_config(std::move(config));
+}
+
+Gate::~Gate() { stop(); }
+
+void Gate::start() {
+    {
+        std::lock_guard lock(impl_->lmu);
+        if (impl_->started || impl_->stopped) return;
+    }
+    commit(prepare(config()));
+}
 
 std::unique_ptr<Gate::Prepared> Gate::prepare(std::shared_ptr<const GateConfig> config) {
     if (!config) throw std::runtime_error("gate: no configuration");
@@ -677,15 +645,15 @@ std::unique_ptr<Gate::Prepared> Gate::prepare(std::shared_ptr<const GateConfig> 
 
 void Gate::commit(std::unique_ptr<Prepared> prepared) noexcept {
     if (!prepared || !prepared->s_ || prepared->s_->owner != impl_) return;
-    auto& st = *prepared->s_;
+    auto& p = *prepared->s_;
     auto& im = *impl_;
     try {
-        im.sh->set_config(st.config);
-        if (!im.sh->audit.open(st.config->audit_log))
-            spdlog::error("gate: cannot open audit log {}", st.config->audit_log);
+        im.st->set_config(p.config);
+        if (!im.st->audit.open(p.config->audit_log))
+            spdlog::error("gate: cannot open audit log {}", p.config->audit_log);
         std::lock_guard lock(im.lmu);
         if (im.stopped) return;
-        im.adopt(*st.config, st.opened);
+        im.adopt(*p.config, p.opened);
         if (!im.started) im.run();
     } catch (const std::exception& e) {  // std::thread could not start, out of memory
         spdlog::error("gate: commit: {}", e.what());
@@ -698,36 +666,39 @@ void Gate::stop() {
     std::lock_guard lock(im.lmu);
     if (im.stopped) return;
     im.stopped = true;
-    im.work.reset();
-    im.ioc.stop();
-    for (auto& t : im.threads) t.join();
-    im.threads.clear();
-    for (auto& [k, l] : im.listeners) l->close_now();
+    for (auto& loop : im.loops) {
+        loop->work.reset();
+        loop->ioc.stop();
+    }
+    for (auto& loop : im.loops)
+        if (loop->thread.joinable()) loop->thread.join();
+    for (auto& [k, ls] : im.listeners)
+        for (auto& l : ls) l->close_now();
     im.listeners.clear();
-    im.sh->pool->clear();
-    im.sh->audit.flush();
+    for (auto& loop : im.loops) loop->pool->clear();
+    im.st->audit.flush();
 }
 
-void Gate::flush_audit() { impl_->sh->audit.flush(); }
+void Gate::flush_audit() { impl_->st->audit.flush(); }
 
 std::vector<std::string> Gate::reconfigure(std::shared_ptr<const GateConfig> config) {
     auto& im = *impl_;
-    im.sh->set_config(config);
-    if (!im.sh->audit.open(config->audit_log))
+    im.st->set_config(config);
+    if (!im.st->audit.open(config->audit_log))
         spdlog::error("gate: cannot open audit log {}", config->audit_log);
     std::lock_guard lock(im.lmu);
     if (im.stopped) return {};
-    std::map<ListenKey, std::shared_ptr<Listener>> opened;
+    std::map<ListenKey, Listeners> opened;
     std::vector<std::string> errors;
     im.open_missing(*config, opened, &errors);
     im.adopt(*config, opened);
     return errors;
 }
 
-std::shared_ptr<const GateConfig> Gate::config() const { return impl_->sh->config(); }
+std::shared_ptr<const GateConfig> Gate::config() const { return impl_->st->config(); }
 
 GateStats Gate::stats() const {
-    auto& c = impl_->sh->c;
+    auto& c = impl_->st->count;
     GateStats s;
     s.connections_accepted = c.accepted;
     s.connections_rejected = c.rejected;
@@ -743,7 +714,8 @@ GateStats Gate::stats() const {
 std::vector<std::string> Gate::listening() const {
     std::lock_guard lock(impl_->lmu);
     std::vector<std::string> out;
-    for (auto& [k, l] : impl_->listeners) out.push_back(l->name());
+    for (auto& [k, ls] : impl_->listeners)
+        if (!ls.empty()) out.push_back(ls.front()->name());
     return out;
 }
 

@@ -1,20 +1,22 @@
 #include "gate/upstream.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-
 #include <optional>
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
 
 namespace vaultwall::gate {
 namespace {
 
 namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
 public:
-    Exchange(std::shared_ptr<UpstreamPool> pool, Upstream up, http::request<http::string_body> req, GateLimits limits,
+    Exchange(std::shared_ptr<UpstreamPool> pool, Upstream up, UpstreamPool::Request req, GateLimits limits,
              UpstreamPool::Callback cb)
         : pool_(std::move(pool)), up_(std::move(up)), req_(std::move(req)), limits_(limits), cb_(std::move(cb)) {}
 
@@ -31,10 +33,9 @@ public:
 private:
     void connect() {
         reused_ = false;
-        auto strand = net::make_strand(pool_->ioc());
-        stream_ = std::make_unique<beast::tcp_stream>(strand);
+        stream_ = std::make_unique<UpstreamPool::Stream>(pool_->ioc().get_executor());
         // Only a new connection resolves (a pooled one needs no resolver).
-        resolver_.emplace(strand);
+        resolver_.emplace(pool_->ioc().get_executor());
         resolver_->async_resolve(up_.host, up_.port, net::ip::resolver_base::numeric_service,
                                 [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
                                     if (ec) return self->finish(UpstreamFailure::unavailable);
@@ -45,7 +46,8 @@ private:
                                                 return self->finish(ec == beast::error::timeout
                                                                         ? UpstreamFailure::timeout
                                                                         : UpstreamFailure::unavailable);
-                                            self->stream_->socket().set_option(tcp::no_delay(true));
+                                            beast::error_code ignored;
+                                            self->stream_->socket().set_option(tcp::no_delay(true), ignored);
                                             self->send();
                                         });
                                 });
@@ -99,11 +101,11 @@ private:
 
     std::shared_ptr<UpstreamPool> pool_;
     Upstream up_;
-    http::request<http::string_body> req_;
+    UpstreamPool::Request req_;
     GateLimits limits_;
     UpstreamPool::Callback cb_;
     std::optional<tcp::resolver> resolver_;
-    std::unique_ptr<beast::tcp_stream> stream_;
+    std::unique_ptr<UpstreamPool::Stream> stream_;
     beast::flat_buffer buffer_;
     std::optional<http::response_parser<http::string_body>> parser_;
     bool reused_ = false;
@@ -111,13 +113,11 @@ private:
 
 }  // namespace
 
-void UpstreamPool::forward(const Upstream& up, http::request<http::string_body> req, const GateLimits& limits,
-                           Callback cb) {
+void UpstreamPool::forward(const Upstream& up, Request req, const GateLimits& limits, Callback cb) {
     std::make_shared<Exchange>(shared_from_this(), up, std::move(req), limits, std::move(cb))->start();
 }
 
-std::unique_ptr<beast::tcp_stream> UpstreamPool::take(const std::string& key) {
-    std::lock_guard lock(mu_);
+std::unique_ptr<UpstreamPool::Stream> UpstreamPool::take(const std::string& key) {
     auto it = idle_.find(key);
     while (it != idle_.end() && !it->second.empty()) {
         auto s = std::move(it->second.back());
@@ -127,22 +127,11 @@ std::unique_ptr<beast::tcp_stream> UpstreamPool::take(const std::string& key) {
     return nullptr;
 }
 
-void UpstreamPool::give(const std::string& key, std::unique_ptr<beast::tcp_stream> s, std::size_t max_idle) {
-    std::lock_guard lock(mu_);
+void UpstreamPool::give(const std::string& key, std::unique_ptr<Stream> s, std::size_t max_idle) {
     auto& v = idle_[key];
     if (v.size() < max_idle) v.push_back(std::move(s));
 }
 
-void UpstreamPool::clear() {
-    std::lock_guard lock(mu_);
-    idle_.clear();
-}
-
-std::size_t UpstreamPool::idle_count() {
-    std::lock_guard lock(mu_);
-    std::size_t n = 0;
-    for (auto& [k, v] : idle_) n += v.size();
-    return n;
-}
+void UpstreamPool::clear() { idle_.clear(); }
 
 }  // namespace vaultwall::gate
