@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <ostream>
 #include <optional>
 #include <set>
 #include <string>
@@ -15,9 +17,36 @@
 
 namespace vaultwall::rules {
 
+// The name of a file, shared by every position in it: a million rules of one
+// file hold one copy of its path (a std::string each cost ~70 MB at 1M rules).
+class FileName {
+public:
+    FileName() = default;
+    FileName(std::string name) : name_(std::make_shared<const std::string>(std::move(name))) {}
+    FileName(const char* name) : FileName(std::string(name)) {}
+    const std::string& str() const { return name_ ? *name_ : none(); }
+    operator const std::string&() const { return str(); }
+    bool empty() const { return str().empty(); }
+    friend bool operator==(const FileName& a, const FileName& b) {
+        return a.name_ == b.name_ || a.str() == b.str();
+    }
+    friend bool operator==(const FileName& a, const std::string& b) { return a.str() == b; }
+    friend bool operator==(const FileName& a, const char* b) { return a.str() == b; }
+    friend std::string operator+(const FileName& a, const std::string& b) { return a.str() + b; }
+    friend std::string operator+(const FileName& a, const char* b) { return a.str() + b; }
+    friend std::ostream& operator<<(std::ostream& o, const FileName& f) { return o << f.str(); }
+
+private:
+    static const std::string& none() {
+        static const std::string e;
+        return e;
+    }
+    std::shared_ptr<const std::string> name_;
+};
+
 // Where a value came from, for diagnostics that name file:line:col.
 struct SourcePos {
-    std::string file;
+    FileName file;
     int line = 0;  // 1-based; 0 = unknown
     int col = 0;   // 1-based
 };

@@ -8,8 +8,6 @@
 // (`AzureServices` == `azure_services`).
 #include "rules/parser.hpp"
 
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
@@ -26,6 +24,7 @@
 
 #include "rules/names.hpp"
 #include "rules/source.hpp"
+#include "rules/yaml_doc.hpp"
 
 namespace vaultwall::rules {
 
@@ -194,11 +193,11 @@ std::string q(std::string_view s, std::size_t kMax = 64) {
     return r;
 }
 
-const char* kind_of(const YAML::Node& n) {
-    switch (n.Type()) {
-        case YAML::NodeType::Map: return "a map";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Scalar: return "a scalar";
+const char* kind_of(const yaml::Node& n) {
+    switch (n.kind()) {
+        case yaml::Kind::map: return "a map";
+        case yaml::Kind::sequence: return "a list";
+        case yaml::Kind::scalar: return "a scalar";
         default: return "nothing";
     }
 }
@@ -249,7 +248,7 @@ bool is_vault_name(std::string_view s) {
 
 // The ip_rules_file line scanner (SPEC §7). Hand-written because the format is
 // not YAML: a million lines must not become a million YAML nodes.
-void scan_ip_list(std::string_view text, const std::string& name, std::vector<IpRule>& out,
+void scan_ip_list(std::string_view text, const FileName& name, std::vector<IpRule>& out,
                   std::vector<Diagnostic>& errors) {
     if (auto bad = utf8_error(name, text, "an ip_rules_file")) {
         errors.push_back(*std::move(bad));
@@ -302,8 +301,8 @@ void scan_ip_list(std::string_view text, const std::string& name, std::vector<Ip
 // ---------------------------------------------------------------- YAML access
 
 struct Field {
-    YAML::Node key;
-    YAML::Node value;
+    yaml::Node key;
+    yaml::Node value;
 };
 
 // The keys of one YAML map, by canonical (snake_case) name.
@@ -338,7 +337,7 @@ constexpr std::uint64_t kMaxDropEventsPerSecond = 1'000'000;
 // ---------------------------------------------------------------- the parser
 
 class Parser;
-std::optional<YAML::Node> load_yaml(std::string_view text, Parser& p, const std::string& name,
+std::optional<yaml::Node> load_yaml(std::string_view text, Parser& p, const std::string& name,
                                     const char* what);
 
 class Parser {
@@ -366,24 +365,24 @@ public:
         return std::nullopt;
     }
 
-    RuleFile parse_rule_file(const YAML::Node& root);
-    std::vector<TrustedService> parse_catalog(const YAML::Node& root);
+    RuleFile parse_rule_file(const yaml::Node& root);
+    std::vector<TrustedService> parse_catalog(const yaml::Node& root);
 
     void error_at(SourcePos p, std::string msg) { errors.push_back({std::move(p), std::move(msg)}); }
 
-    SourcePos pos(const YAML::Node& n) const {
+    SourcePos pos(const yaml::Node& n) const {
         auto m = n.Mark();
         if (m.is_null()) return {file_, 0, 0};
         return {file_, m.line + 1, m.column + 1};
     }
 
 private:
-    std::string file_;
+    FileName file_;
     std::string base_dir_;
     const FileSource& source_;
 
     // Diagnostics ------------------------------------------------------------
-    void error(const YAML::Node& at, std::string msg) { error_at(pos(at), std::move(msg)); }
+    void error(const yaml::Node& at, std::string msg) { error_at(pos(at), std::move(msg)); }
     void error(const Field& f, std::string msg) { error(where(f), std::move(msg)); }
     void warn(const SourcePos& p, const std::string& msg) {
         std::string s = p.file;
@@ -391,7 +390,7 @@ private:
         warnings.push_back(s + ": warning: " + msg);
     }
     // Where to point for a value: the value itself, or its key when empty.
-    static const YAML::Node& where(const Field& f) {
+    static const yaml::Node& where(const Field& f) {
         return f.value.Mark().is_null() || f.value.IsNull() ? f.key : f.value;
     }
     static std::string at_text(const SourcePos& p) {
@@ -399,53 +398,56 @@ private:
     }
 
     // Typed access -------------------------------------------------------------
-    std::optional<Fields> map_fields(const YAML::Node& n, const std::string& what,
+    std::optional<Fields> map_fields(const yaml::Node& n, const std::string& what,
                                      const std::vector<KeySpec>& allowed);
-    bool require(const Fields& f, const YAML::Node& map, const std::string& key,
+    bool require(const Fields& f, const yaml::Node& map, const std::string& key,
                  const std::string& what, const std::string& example);
     std::optional<std::string> scalar(const Field& f, const std::string& what);
     std::optional<std::string> nonempty(const Field& f, const std::string& what);
-    std::optional<std::vector<YAML::Node>> list(const Field& f, const std::string& what);
+    std::optional<yaml::Node> list(const Field& f, const std::string& what);
     std::optional<std::vector<std::string>> string_list(const Field& f, const std::string& what);
     std::optional<bool> boolean(const Field& f, const std::string& what);
     template <typename E>
     std::optional<E> enumeration(const Field& f, const std::string& what,
                                  const std::vector<std::pair<std::string, E>>& values);
-    std::optional<Ipv4Prefix> prefix(const YAML::Node& n, const std::string& what);
-    std::optional<EndpointText> endpoint(const YAML::Node& n, const std::string& what);
+    std::optional<Ipv4Prefix> prefix(const yaml::Node& n, const std::string& what);
+    std::optional<EndpointText> endpoint(const yaml::Node& n, const std::string& what);
     std::string resolve(const std::string& p) const;
 
     // Sections -----------------------------------------------------------------
-    void parse_version(const Fields& f, const YAML::Node& root, RuleFile& rf);
+    void parse_version(const Fields& f, const yaml::Node& root, RuleFile& rf);
     void parse_host(const Field& f, Host& host);
     void parse_identity(const Field& f, Identity& id);
-    void parse_issuer(const YAML::Node& n, Identity& id);
+    void parse_issuer(const yaml::Node& n, Identity& id);
     void parse_trusted_services(const Field& f, RuleFile& rf);
     void parse_gate(const Field& f, RuleFile& rf);
     void parse_metrics(const Field& f, RuleFile& rf);
     void parse_vnets(const Field& f, RuleFile& rf);
-    void parse_vnet(const YAML::Node& n, RuleFile& rf);
+    void parse_vnet(const yaml::Node& n, RuleFile& rf);
     void parse_vaults(const Field& f, RuleFile& rf);
-    void parse_vault(const YAML::Node& n, Vault& v);
+    void parse_vault(const yaml::Node& n, Vault& v);
     void parse_endpoints(const Field& f, Vault& v);
     void parse_private_endpoints(const Field& f, Vault& v);
     void parse_network_acls(const Field& f, Vault& v);
-    void parse_ip_rule(const YAML::Node& n, Vault& v);
-    void add_ip_rule(IpRule r, Vault& v);
-    void parse_vnet_rule(const YAML::Node& n, Vault& v);
-    void parse_access_policy(const YAML::Node& n, Vault& v);
-    void parse_role_assignment(const YAML::Node& n, Vault& v);
+    void parse_ip_rule(const yaml::Node& n, Vault& v);
+    void merge_duplicate_ip_rules(Vault& v);
+    void parse_vnet_rule(const yaml::Node& n, Vault& v);
+    void parse_access_policy(const yaml::Node& n, Vault& v);
+    void parse_role_assignment(const yaml::Node& n, Vault& v);
     void check_endpoint_owners(const RuleFile& rf);
-    const Vnet* find_vnet(const std::string& name, const YAML::Node& at,
+    const Vnet* find_vnet(const std::string& name, const yaml::Node& at,
                           const std::string& context);
-    TrustedService parse_service(const YAML::Node& n,
+    TrustedService parse_service(const yaml::Node& n,
                                  std::map<std::string, SourcePos>& ids);
 
-    std::vector<Vnet> vnets_;  // known while vaults are parsed
-    std::unordered_map<std::uint64_t, std::size_t> ip_seen_;  // prefix -> index, per vault
+    const std::vector<Vnet>* vnets_ = nullptr;  // the file's, known while vaults are parsed
+    std::unordered_map<std::string, std::size_t> vnet_names_;  // name -> index in *vnets_
+    std::unordered_map<std::uint32_t, std::size_t> vnis_;      // VNI -> index in *vnets_
+    // Per vault: what its rules hold so far, to merge duplicates in O(1).
+    std::map<std::pair<std::uint32_t, std::uint64_t>, std::size_t> vnet_rule_seen_;
 };
 
-std::optional<Fields> Parser::map_fields(const YAML::Node& n, const std::string& what,
+std::optional<Fields> Parser::map_fields(const yaml::Node& n, const std::string& what,
                                          const std::vector<KeySpec>& allowed) {
     if (!n.IsMap()) {
         error(n, what + " must be a map of keys, got " + kind_of(n));
@@ -456,7 +458,7 @@ std::optional<Fields> Parser::map_fields(const YAML::Node& n, const std::string&
     Fields out;
     std::map<std::string, SourcePos> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
-        const YAML::Node& key = it->first;
+        const yaml::Node& key = it->first;
         if (!key.IsScalar()) {
             error(key, "keys in " + what + " must be plain names, got " + kind_of(key));
             continue;
@@ -492,7 +494,7 @@ std::optional<Fields> Parser::map_fields(const YAML::Node& n, const std::string&
     return out;
 }
 
-bool Parser::require(const Fields& f, const YAML::Node& map, const std::string& key,
+bool Parser::require(const Fields& f, const yaml::Node& map, const std::string& key,
                      const std::string& what, const std::string& example) {
     if (f.get(key)) return true;
     error(map, "missing required key " + q(key) + " in " + what + "; add e.g. `" + example + "`");
@@ -516,16 +518,16 @@ std::optional<std::string> Parser::nonempty(const Field& f, const std::string& w
     return s;
 }
 
-std::optional<std::vector<YAML::Node>> Parser::list(const Field& f, const std::string& what) {
-    std::vector<YAML::Node> r;
-    if (f.value.IsNull()) return r;  // `key:` with nothing = empty list
+// The sequence itself (iterate it; `key:` with nothing is an empty list), not
+// a copy of its million entries.
+std::optional<yaml::Node> Parser::list(const Field& f, const std::string& what) {
+    if (f.value.IsNull()) return yaml::Node();
     if (!f.value.IsSequence()) {
         error(f, what + " must be a list, got " + kind_of(f.value) +
                      "; write `[a, b]` or one `- item` per line");
         return std::nullopt;
     }
-    for (const auto& item : f.value) r.push_back(item);
-    return r;
+    return f.value;
 }
 
 std::optional<std::vector<std::string>> Parser::string_list(const Field& f,
@@ -570,7 +572,7 @@ std::optional<E> Parser::enumeration(const Field& f, const std::string& what,
     return std::nullopt;
 }
 
-std::optional<Ipv4Prefix> Parser::prefix(const YAML::Node& n, const std::string& what) {
+std::optional<Ipv4Prefix> Parser::prefix(const yaml::Node& n, const std::string& what) {
     if (!n.IsScalar()) {
         error(n, what + " must be an IPv4 address or prefix like 192.0.2.0/24, got " +
                      kind_of(n));
@@ -592,7 +594,7 @@ std::optional<Ipv4Prefix> Parser::prefix(const YAML::Node& n, const std::string&
 }
 
 // "203.0.113.10:443", optionally "/tcp" or "/udp".
-std::optional<EndpointText> Parser::endpoint(const YAML::Node& n, const std::string& what) {
+std::optional<EndpointText> Parser::endpoint(const yaml::Node& n, const std::string& what) {
     const char* fix = "; write IPv4:port, e.g. 203.0.113.10:443";
     if (!n.IsScalar()) {
         error(n, what + " must be an IPv4:port endpoint, got " + std::string(kind_of(n)) + fix);
@@ -641,9 +643,10 @@ std::string Parser::resolve(const std::string& p) const {
 
 // ---------------------------------------------------------------- top level
 
-RuleFile Parser::parse_rule_file(const YAML::Node& root) {
+RuleFile Parser::parse_rule_file(const yaml::Node& root) {
     RuleFile rf;
     rf.path = file_;
+    vnets_ = &rf.vnets;
     if (root.IsNull()) {
         error_at({file_, 1, 1}, "the rule file is empty; it needs at least `version: 1`");
         return rf;
@@ -671,7 +674,7 @@ RuleFile Parser::parse_rule_file(const YAML::Node& root) {
     return rf;
 }
 
-void Parser::parse_version(const Fields& f, const YAML::Node& root, RuleFile& rf) {
+void Parser::parse_version(const Fields& f, const yaml::Node& root, RuleFile& rf) {
     if (!require(f, root, "version", "the rule file", "version: 1")) return;
     const Field& v = *f.get("version");
     auto s = scalar(v, "version");
@@ -745,7 +748,7 @@ void Parser::parse_identity(const Field& fld, Identity& id) {
     }
 }
 
-void Parser::parse_issuer(const YAML::Node& n, Identity& id) {
+void Parser::parse_issuer(const yaml::Node& n, Identity& id) {
     auto f = map_fields(n, "an identity issuer", {{"issuer"}, {"jwks_file"}, {"jwks_url"}});
     if (!f) return;
     Issuer is;
@@ -828,10 +831,9 @@ void Parser::parse_vnets(const Field& f, RuleFile& rf) {
     auto items = list(f, "vnets");
     if (!items) return;
     for (const auto& n : *items) parse_vnet(n, rf);
-    vnets_ = rf.vnets;
 }
 
-void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
+void Parser::parse_vnet(const yaml::Node& n, RuleFile& rf) {
     auto f = map_fields(n, "a vnet", {{"name"}, {"vni"}, {"subnets"}});
     if (!f) return;
     Vnet v;
@@ -845,9 +847,8 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
             ok = false;
         } else if (s) {
             v.name = *s;
-            for (const auto& o : rf.vnets)
-                if (o.name == v.name) {
-                    error(*x, "duplicate vnet name " + q(v.name) + " (first at " + at_text(o.pos) +
+            if (auto o = vnet_names_.find(v.name); o != vnet_names_.end()) {
+                    error(*x, "duplicate vnet name " + q(v.name) + " (first at " + at_text(rf.vnets[o->second].pos) +
                                   "); give every VNet its own name");
                     ok = false;
                 }
@@ -863,8 +864,8 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
             ok = false;
         } else if (num) {
             v.vni = static_cast<std::uint32_t>(*num);
-            for (const auto& o : rf.vnets)
-                if (o.vni == v.vni) {
+            if (auto it = vnis_.find(v.vni); it != vnis_.end()) {
+                    const Vnet& o = rf.vnets[it->second];
                     error(*x, "duplicate VNI " + std::to_string(v.vni) + ": VNet " + q(o.name) + " (at " + at_text(o.pos) +
                                   ") already uses it; every VNet needs its own VNI");
                     ok = false;
@@ -881,6 +882,7 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
                           std::string(kind_of(x->value)));
             ok = false;
         } else {
+            std::unordered_map<std::string, std::size_t> subnet_names;
             for (auto it = x->value.begin(); it != x->value.end(); ++it) {
                 if (!it->first.IsScalar()) {
                     error(it->first, "subnet names must be plain names");
@@ -891,28 +893,37 @@ void Parser::parse_vnet(const YAML::Node& n, RuleFile& rf) {
                     error(it->first, "subnet name " + q(name) + " must be non-empty without '/'");
                     continue;
                 }
-                auto dup = std::find_if(v.subnets.begin(), v.subnets.end(),
-                                        [&](const Subnet& s) { return s.name == name; });
-                if (dup != v.subnets.end()) {
+                auto [dup_at, fresh] = subnet_names.emplace(name, v.subnets.size());
+                if (!fresh) {
+                    auto dup = v.subnets.begin() + static_cast<std::ptrdiff_t>(dup_at->second);
                     error(it->first, "duplicate subnet " + q(name) + " (first at " +
                                          at_text(dup->pos) + ")");
                     continue;
                 }
                 auto p = prefix(it->second, "subnet " + q(name));
                 if (p) v.subnets.push_back({name, *p, pos(it->first)});
+                else subnet_names.erase(name);
             }
         }
     }
-    if (ok) rf.vnets.push_back(std::move(v));
+    if (ok) {
+        vnet_names_.emplace(v.name, rf.vnets.size());
+        vnis_.emplace(v.vni, rf.vnets.size());
+        rf.vnets.push_back(std::move(v));
+    }
 }
 
-const Vnet* Parser::find_vnet(const std::string& name, const YAML::Node& at,
+const Vnet* Parser::find_vnet(const std::string& name, const yaml::Node& at,
                               const std::string& context) {
-    for (const auto& v : vnets_)
-        if (v.name == name) return &v;
-    std::vector<std::string> names;
-    for (const auto& v : vnets_) names.push_back(v.name);
+    if (auto it = vnet_names_.find(name); it != vnet_names_.end()) return &(*vnets_)[it->second];
     std::string msg = "unknown VNet " + q(name) + " in " + context;
+    // Suggestions are worth their cost for a hand-written list, not for 100k VNets.
+    if (vnets_->size() > 1000) {
+        error(at, msg + "; it is not among the file's " + std::to_string(vnets_->size()) + " VNets");
+        return nullptr;
+    }
+    std::vector<std::string> names;
+    for (const auto& v : *vnets_) names.push_back(v.name);
     if (auto s = closest_match(name, names))
         msg += "; did you mean " + q(*s) + "?";
     else if (names.empty())
@@ -951,7 +962,8 @@ void Parser::parse_vaults(const Field& f, RuleFile& rf) {
     check_endpoint_owners(rf);
 }
 
-void Parser::parse_vault(const YAML::Node& n, Vault& v) {
+void Parser::parse_vault(const yaml::Node& n, Vault& v) {
+    vnet_rule_seen_.clear();
     auto f = map_fields(n, "a vault",
                         {{"name"},
                          {"tenant_id"},
@@ -1046,14 +1058,15 @@ void Parser::parse_vault(const YAML::Node& n, Vault& v) {
 void Parser::parse_endpoints(const Field& f, Vault& v) {
     auto items = list(f, "endpoints");
     if (!items) return;
+    std::unordered_map<std::uint64_t, std::size_t> seen;  // (addr, port, proto) -> index
     for (const auto& n : *items) {
         auto ep = endpoint(n, "endpoints");
         if (!ep) continue;
         Endpoint e{ep->addr, ep->port, ep->proto, pos(n)};
-        auto dup = std::find_if(v.endpoints.begin(), v.endpoints.end(), [&](const Endpoint& o) {
-            return o.addr == e.addr && o.port == e.port && o.proto == e.proto;
-        });
-        if (dup != v.endpoints.end()) {
+        auto key = std::uint64_t(e.addr) << 24 | std::uint64_t(e.port) << 8 | static_cast<std::uint8_t>(e.proto);
+        auto [at, fresh] = seen.emplace(key, v.endpoints.size());
+        if (!fresh) {
+            auto dup = v.endpoints.begin() + static_cast<std::ptrdiff_t>(at->second);
             warn(e.pos, "duplicate endpoint " + n.Scalar() + " (first at " + at_text(dup->pos) +
                             "); merged");
             continue;
@@ -1065,6 +1078,7 @@ void Parser::parse_endpoints(const Field& f, Vault& v) {
 void Parser::parse_private_endpoints(const Field& f, Vault& v) {
     auto items = list(f, "private_endpoints");
     if (!items) return;
+    std::map<std::tuple<std::uint32_t, std::uint32_t, std::uint16_t, int>, std::size_t> seen;
     for (const auto& n : *items) {
         auto pf = map_fields(n, "a private endpoint", {{"vnet"}, {"address"}});
         if (!pf) continue;
@@ -1077,18 +1091,15 @@ void Parser::parse_private_endpoints(const Field& f, Vault& v) {
             vnet = find_vnet(*s, where(*pf->get("vnet")), "private endpoint");
             pe.vnet = *s;
         }
-        const YAML::Node& an = where(*pf->get("address"));
+        const yaml::Node& an = where(*pf->get("address"));
         auto ep = endpoint(an, "private endpoint address");
         if (!vnet || !ep) continue;
         pe.vni = vnet->vni;
         pe.endpoint = Endpoint{ep->addr, ep->port, ep->proto, pos(an)};
-        auto dup = std::find_if(v.private_endpoints.begin(), v.private_endpoints.end(),
-                                [&](const PrivateEndpoint& o) {
-                                    return o.vni == pe.vni && o.endpoint.addr == ep->addr &&
-                                           o.endpoint.port == ep->port &&
-                                           o.endpoint.proto == ep->proto;
-                                });
-        if (dup != v.private_endpoints.end()) {
+        auto key = std::make_tuple(pe.vni, ep->addr, ep->port, static_cast<int>(ep->proto));
+        auto [at, fresh] = seen.emplace(key, v.private_endpoints.size());
+        if (!fresh) {
+            auto dup = v.private_endpoints.begin() + static_cast<std::ptrdiff_t>(at->second);
             warn(pe.endpoint.pos, "duplicate private endpoint " + an.Scalar() + " in VNet " + q(pe.vnet) + " (first at " + at_text(dup->endpoint.pos) +
                                       "); merged");
             continue;
@@ -1125,7 +1136,6 @@ void Parser::parse_network_acls(const Field& fld, Vault& v) {
                          {"ip_rules_file"},
                          {"virtual_network_rules"}});
     if (!f) return;
-    ip_seen_.clear();
     if (auto x = f->get("enforcement")) {
         if (auto e = enumeration<Enforcement>(
                 *x, "enforcement", {{"enforce", Enforcement::enforce}, {"audit", Enforcement::audit}}))
@@ -1151,10 +1161,11 @@ void Parser::parse_network_acls(const Field& fld, Vault& v) {
             if (auto text = read_named(v.ip_rules_file, "ip_rules_file", pos(where(*x)))) {
                 std::vector<IpRule> rules;
                 scan_ip_list(*text, v.ip_rules_file, rules, errors);
-                for (auto& r : rules) add_ip_rule(std::move(r), v);
+                for (auto& r : rules) v.ip_rules.push_back(std::move(r));
             }
         }
     }
+    merge_duplicate_ip_rules(v);
     if (auto x = f->get("virtual_network_rules")) {
         if (auto items = list(*x, "virtual_network_rules"))
             for (const auto& n : *items) parse_vnet_rule(n, v);
@@ -1162,8 +1173,8 @@ void Parser::parse_network_acls(const Field& fld, Vault& v) {
 }
 
 // `192.0.2.0/24`, or Azure's `{value: 192.0.2.0/24}`.
-void Parser::parse_ip_rule(const YAML::Node& n, Vault& v) {
-    YAML::Node value = n;
+void Parser::parse_ip_rule(const yaml::Node& n, Vault& v) {
+    yaml::Node value = n;
     if (n.IsMap()) {
         auto f = map_fields(n, "an ip rule", {{"value"}, {"action"}});
         if (!f) return;
@@ -1175,29 +1186,57 @@ void Parser::parse_ip_rule(const YAML::Node& n, Vault& v) {
     }
     auto p = prefix(value, "ip_rules");
     if (!p) return;
-    add_ip_rule(IpRule{*p, pos(value)}, v);
+    v.ip_rules.push_back(IpRule{*p, pos(value)});
 }
 
-// Appends a rule, or merges a duplicate of an earlier one with a warning.
-void Parser::add_ip_rule(IpRule r, Vault& v) {
-    auto key = std::uint64_t(r.prefix.addr) << 8 | r.prefix.len;
-    auto [it, fresh] = ip_seen_.emplace(key, v.ip_rules.size());
-    if (!fresh) {
-        const IpRule& o = v.ip_rules[it->second];
-        std::string first = o.pos.file == r.pos.file ? at_text(o.pos) : o.pos.file + ":" +
-                                                                           std::to_string(o.pos.line) + ":" +
-                                                                           std::to_string(o.pos.col);
+// Merges rules with the same prefix into the first, with a warning for each
+// later one, keeping file order. By sorting (prefix, index) pairs: a hash map
+// of a million prefixes cost more than the rest of the ip_rules parse.
+void Parser::merge_duplicate_ip_rules(Vault& v) {
+    struct Key {
+        std::uint64_t prefix;
+        std::uint32_t index;
+        bool operator<(const Key& o) const {
+            return prefix != o.prefix ? prefix < o.prefix : index < o.index;
+        }
+    };
+    std::vector<Key> keys(v.ip_rules.size());
+    for (std::uint32_t i = 0; i < keys.size(); ++i)
+        keys[i] = {std::uint64_t(v.ip_rules[i].prefix.addr) << 8 | v.ip_rules[i].prefix.len, i};
+    std::sort(keys.begin(), keys.end());
+    std::vector<std::uint32_t> first_of(v.ip_rules.size(), UINT32_MAX);  // duplicate -> first
+    bool any = false;
+    for (std::size_t k = 1; k < keys.size(); ++k)
+        if (keys[k].prefix == keys[k - 1].prefix) {
+            first_of[keys[k].index] =
+                first_of[keys[k - 1].index] == UINT32_MAX ? keys[k - 1].index : first_of[keys[k - 1].index];
+            any = true;
+        }
+    if (!any) return;
+    for (std::size_t i = 0; i < v.ip_rules.size(); ++i) {
+        if (first_of[i] == UINT32_MAX) continue;
+        const IpRule& r = v.ip_rules[i];
+        const IpRule& o = v.ip_rules[first_of[i]];
+        std::string first = o.pos.file == r.pos.file
+                                ? at_text(o.pos)
+                                : o.pos.file + ":" + std::to_string(o.pos.line) + ":" +
+                                      std::to_string(o.pos.col);
         warn(r.pos, "duplicate ip rule " + r.prefix.str() + " in vault " + q(v.name) +
                         " (first at " + first + "); merged");
-        return;
     }
-    v.ip_rules.push_back(std::move(r));
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < v.ip_rules.size(); ++i)
+        if (first_of[i] == UINT32_MAX) {
+            if (out != i) v.ip_rules[out] = std::move(v.ip_rules[i]);
+            ++out;
+        }
+    v.ip_rules.resize(out);
 }
 
 // `prod-vnet/app`, or `{id: prod-vnet/app}`, or an Azure subnet resource id
 // (`.../virtualNetworks/prod-vnet/subnets/app`).
-void Parser::parse_vnet_rule(const YAML::Node& n, Vault& v) {
-    YAML::Node value = n;
+void Parser::parse_vnet_rule(const yaml::Node& n, Vault& v) {
+    yaml::Node value = n;
     if (n.IsMap()) {
         auto f = map_fields(n, "a virtual network rule",
                             {{"id"}, {"ignore_missing_vnet_service_endpoint"}});
@@ -1248,17 +1287,19 @@ void Parser::parse_vnet_rule(const YAML::Node& n, Vault& v) {
         return;
     }
     VnetRule r{vnet_name, subnet_name, vnet->vni, sub->prefix, pos(value)};
-    for (const auto& o : v.vnet_rules)
-        if (o.vni == r.vni && o.prefix == r.prefix) {
+    auto key = std::make_pair(r.vni, std::uint64_t(r.prefix.addr) << 8 | r.prefix.len);
+    auto [at, fresh] = vnet_rule_seen_.emplace(key, v.vnet_rules.size());
+    if (!fresh) {
+            const VnetRule& o = v.vnet_rules[at->second];
             warn(r.pos, "duplicate virtual network rule " + vnet_name + "/" + subnet_name + " (" +
                             r.prefix.str() + " in VNI " + std::to_string(r.vni) + ") in vault " + q(v.name) + " (same as " + o.vnet + "/" + o.subnet + " at " +
                             at_text(o.pos) + "); merged");
             return;
-        }
+    }
     v.vnet_rules.push_back(std::move(r));
 }
 
-void Parser::parse_access_policy(const YAML::Node& n, Vault& v) {
+void Parser::parse_access_policy(const yaml::Node& n, Vault& v) {
     auto f = map_fields(n, "an access policy",
                         {{"object_id"}, {"tenant_id"}, {"application_id"}, {"permissions"}});
     if (!f) return;
@@ -1302,7 +1343,7 @@ void Parser::parse_access_policy(const YAML::Node& n, Vault& v) {
             }
             auto& set = ap.permissions[kind];
             std::size_t i = 0;
-            for (const auto& item : pk->value.IsNull() ? YAML::Node() : pk->value) {
+            for (const auto& item : pk->value.IsNull() ? yaml::Node() : pk->value) {
                 const std::string& name = (*names)[i++];
                 if (auto c = canonical_permission(kind, name)) {
                     set.insert(*c);
@@ -1322,7 +1363,7 @@ void Parser::parse_access_policy(const YAML::Node& n, Vault& v) {
     if (ok) v.access_policies.push_back(std::move(ap));
 }
 
-void Parser::parse_role_assignment(const YAML::Node& n, Vault& v) {
+void Parser::parse_role_assignment(const yaml::Node& n, Vault& v) {
     auto f = map_fields(n, "a role assignment",
                         {{"principal_id"}, {"role", {"role_definition_name"}}, {"scope"}});
     if (!f) return;
@@ -1387,7 +1428,7 @@ void Parser::parse_role_assignment(const YAML::Node& n, Vault& v) {
 
 // ---------------------------------------------------------------- catalog
 
-std::vector<TrustedService> Parser::parse_catalog(const YAML::Node& root) {
+std::vector<TrustedService> Parser::parse_catalog(const yaml::Node& root) {
     std::vector<TrustedService> out;
     if (root.IsNull()) {
         error_at({file_, 1, 1}, "the trusted-services catalog is empty; it needs `trusted_services:`");
@@ -1409,7 +1450,7 @@ std::vector<TrustedService> Parser::parse_catalog(const YAML::Node& root) {
     return out;
 }
 
-TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, SourcePos>& ids) {
+TrustedService Parser::parse_service(const yaml::Node& n, std::map<std::string, SourcePos>& ids) {
     TrustedService ts;
     auto f = map_fields(n, "a trusted service",
                         {{"id"}, {"name"}, {"scenario"}, {"app_ids"}, {"resource_types"},
@@ -1441,7 +1482,7 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
     if (auto x = f->get("resource_types")) {
         if (auto l = string_list(*x, "resource_types")) {
             std::size_t i = 0;
-            for (const auto& item : x->value.IsNull() ? YAML::Node() : x->value) {
+            for (const auto& item : x->value.IsNull() ? yaml::Node() : x->value) {
                 const auto& rt = (*l)[i++];
                 auto slash = rt.find('/');
                 if (slash == std::string::npos || slash == 0 || slash + 1 == rt.size())
@@ -1454,7 +1495,7 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
     if (auto x = f->get("operations")) {
         if (auto l = string_list(*x, "operations")) {
             std::size_t i = 0;
-            for (const auto& item : x->value.IsNull() ? YAML::Node() : x->value) {
+            for (const auto& item : x->value.IsNull() ? yaml::Node() : x->value) {
                 const auto& op = (*l)[i++];
                 if (auto c = canonical_operation(op)) {
                     ts.operations.push_back(*c);
@@ -1477,55 +1518,26 @@ TrustedService Parser::parse_service(const YAML::Node& n, std::map<std::string, 
 
 // ---------------------------------------------------------------- entry points
 
-// Records where every document of a stream starts, to point at a second one.
-class DocumentStarts : public YAML::EventHandler {
-public:
-    std::vector<YAML::Mark> starts;
-    void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-};
-
 // The file's one YAML document; nullopt (with the error recorded) when the
 // text is not UTF-8, not YAML, or holds more than one document.
-std::optional<YAML::Node> load_yaml(std::string_view text, Parser& p, const std::string& name,
+std::optional<yaml::Node> load_yaml(std::string_view text, Parser& p, const std::string& name,
                                     const char* what) {
     if (auto bad = utf8_error(name, text, what)) {
         p.error_at(bad->pos, bad->message);
         return std::nullopt;
     }
-    try {
-        std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-        if (docs.size() > 1) {
-            std::stringstream in{std::string(text)};
-            YAML::Parser parser(in);
-            DocumentStarts starts;
-            while (parser.HandleNextDocument(starts)) {
-            }
-            SourcePos at{name, 1, 1};
-            if (starts.starts.size() > 1)
-                at = {name, starts.starts[1].line + 1, starts.starts[1].column + 1};
-            p.error_at(at, std::string("a second YAML document; ") + what +
-                               " is one document: remove the `---` and what follows, or "
-                               "merge it into the first");
-            return std::nullopt;
-        }
-        return docs.empty() ? YAML::Node() : docs[0];
-    } catch (const YAML::ParserException& e) {
-        p.error_at({name, e.mark.line + 1, e.mark.column + 1},
-                   "YAML syntax error: " + e.msg +
-                       "; check the indentation (spaces, not tabs), the ':' after each key, "
-                       "brackets and quotes");
-    }
+    yaml::ParseError err;
+    auto root = yaml::parse_document(text, err);
+    if (root) return root;
+    SourcePos at{name, err.mark.line + 1, err.mark.column + 1};
+    if (err.message == "a second YAML document")
+        p.error_at(at, err.message + "; " + what +
+                           " is one document: remove the `---` and what follows, or merge it "
+                           "into the first");
+    else
+        p.error_at(at, "YAML syntax error: " + err.message +
+                           "; check the indentation (spaces, not tabs), the ':' after each key, "
+                           "brackets and quotes");
     return std::nullopt;
 }
 
