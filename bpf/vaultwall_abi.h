@@ -32,7 +32,7 @@
 
 /*
  * Verdict reasons. The first group is counted globally, the second per
- * vault. Names (SPEC §4) are in userspace/bpfmaps/reasons.hpp.
+ * vault. Names (SPEC §4) are in userspace/common/reasons.hpp.
  */
 enum vw_reason {
 	VW_PASS_NOT_IPV4 = 0,

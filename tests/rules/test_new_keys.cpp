@@ -189,3 +189,20 @@ TEST(Sources, MemorySourceKnowsOnlyItsFiles) {
     EXPECT_FALSE(m.read("/b"));
     EXPECT_THROW(load_rule_file("/b", m), RuleFileError);
 }
+
+// Only the gate uses a vault's tenant_id: without a gate section it may be left out.
+TEST(NewKeys, TenantIdIsRequiredOnlyWithAGate) {
+    const std::string vault = "vaults:\n  - name: v1\n    endpoints: [203.0.113.10:443]\n"
+                              "    upstream: http://127.0.0.1:8200\n";
+    auto rf = parse_rule_text("version: 1\n" + vault, "t.yaml", "/");
+    EXPECT_TRUE(rf.vaults.at(0).tenant_id.empty());
+    try {
+        parse_rule_text("version: 1\ngate: {tls_cert: a.pem, tls_key: a.key}\n" + vault, "t.yaml", "/");
+        FAIL();
+    } catch (const RuleFileError& e) {
+        ASSERT_EQ(e.diagnostics().size(), 1u);
+        EXPECT_EQ(e.diagnostics()[0].pos.line, 4);
+        EXPECT_NE(e.diagnostics()[0].message.find("missing required key 'tenant_id' in vault 'v1'"),
+                  std::string::npos);
+    }
+}

@@ -313,8 +313,10 @@ TEST(ParserErrors, MissingRequired) {
     expect_one_error("host: {}\n", 1, 1, "missing required key 'version' in the rule file");
     expect_one_error("version: 1\nvaults:\n  - tenant_id: 3f1c9a52-7d0e-4b8a-9c11-5e2f0a6d4b10\n",
                      3, 5, "missing required key 'name' in a vault; add e.g. `name: contoso-prod`");
-    expect_one_error("version: 1\nvaults:\n  - name: v1\n    endpoints: [203.0.113.1:443]\n", 3, 5,
-                     "missing required key 'tenant_id' in vault 'v1'");
+    // tenant_id is needed by the gate only (a file without `gate:` may leave it out).
+    expect_one_error("version: 1\nvaults:\n  - name: v1\n    endpoints: [203.0.113.1:443]\n"
+                     "    upstream: http://127.0.0.1:8200\ngate: {tls_cert: a.pem, tls_key: a.key}\n",
+                     3, 5, "missing required key 'tenant_id' in vault 'v1'");
     expect_one_error("version: 1\nvnets:\n  - name: a\n", 3, 5, "missing required key 'vni'");
 }
 

@@ -1,4 +1,5 @@
 #include "gate/authz.hpp"
+#include "rules/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -7,10 +8,7 @@
 namespace vaultwall::gate {
 namespace {
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
+using rules::lower;  // one lower() for the project (rules/text.hpp)
 
 // Glob match, '*' spans any run of characters (also across '/', as Azure does).
 bool glob(const char* p, const char* s) {

@@ -1,4 +1,5 @@
 #include "gate/decision.hpp"
+#include "rules/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -13,10 +14,7 @@
 namespace vaultwall::gate {
 namespace {
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
+using rules::lower;  // one lower() for the project (rules/text.hpp)
 
 std::string trim_right_slash(std::string s) {
     while (!s.empty() && s.back() == '/') s.pop_back();

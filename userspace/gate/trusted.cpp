@@ -1,4 +1,5 @@
 #include "gate/trusted.hpp"
+#include "rules/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -6,10 +7,7 @@
 namespace vaultwall::gate {
 namespace {
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-}
+using rules::lower;  // one lower() for the project (rules/text.hpp)
 
 std::vector<std::string> split(const std::string& s) {
     std::vector<std::string> out;

@@ -12,6 +12,7 @@
 #include "rules/ipv4.hpp"
 #include "rules/names.hpp"
 #include "rules/parser.hpp"
+#include "rules/text.hpp"
 
 namespace vaultwall::migrate {
 namespace {
@@ -19,11 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return r;
-}
+using rules::lower;  // one lower() for the project (rules/text.hpp)
 
 std::string trim(std::string_view s) {
     auto b = s.find_first_not_of(" \t");

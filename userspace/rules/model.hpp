@@ -1,5 +1,5 @@
 // The rules model: what a rule file (SPEC §2) says, validated, with no knowledge
-// of YAML or BPF. The parser (parser.hpp) fills it; the compiler (compiler.hpp)
+// of YAML or BPF. The parser (parser.hpp) fills it; the compiler (compiled.hpp)
 // turns it into flat datapath entries; the gate reads identity, catalog and
 // authorization from it.
 #pragma once

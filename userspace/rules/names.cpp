@@ -1,5 +1,7 @@
 #include "rules/names.hpp"
 
+#include "rules/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -7,12 +9,6 @@
 namespace vaultwall::rules {
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return r;
-}
 
 const std::map<std::string, std::vector<std::string>>& permission_table() {
     // Key Vault's access policy permissions (ARM `permissions` enum values).

@@ -1,5 +1,6 @@
-// Rule file loading (SPEC §2): YAML text -> validated RuleFile, or every error
-// found, each naming file:line:col and what to do about it.
+// Rule file loading (SPEC §2, §7): YAML text -> validated RuleFile, or every
+// error found (RuleFileError, diagnostics.hpp), each naming file:line:col and
+// what to do about it. The library's public entry points.
 #pragma once
 
 #include <stdexcept>
@@ -7,26 +8,11 @@
 #include <string_view>
 #include <vector>
 
+#include "rules/diagnostics.hpp"
 #include "rules/model.hpp"
 #include "rules/source.hpp"
 
 namespace vaultwall::rules {
-
-struct Diagnostic {
-    SourcePos pos;
-    std::string message;
-    std::string str() const;  // "file:line:col: error: message"
-};
-
-// Thrown when a file has one or more errors; the file is rejected whole.
-class RuleFileError : public std::runtime_error {
-public:
-    explicit RuleFileError(std::vector<Diagnostic> diags);
-    const std::vector<Diagnostic>& diagnostics() const { return diags_; }
-
-private:
-    std::vector<Diagnostic> diags_;
-};
 
 // Loads `path`, resolving relative paths (trusted_services, jwks_file,
 // tls_cert, ip_rules_file, ...) against its directory, and reads the files it

@@ -1,0 +1,18 @@
+// The ip_rules_file format (SPEC §7): one IPv4 address or CIDR a line, `#`
+// starts a comment, blank lines ignored; errors name file:line:col.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "rules/diagnostics.hpp"
+#include "rules/model.hpp"
+
+namespace vaultwall::rules {
+
+// Appends the rules of `text` (the file `name`) to `out` in file order,
+// duplicates kept (validate() merges them with a warning).
+void scan_ip_list(std::string_view text, const FileName& name, std::vector<IpRule>& out,
+                  Diagnostics& diags);
+
+}  // namespace vaultwall::rules
