@@ -69,6 +69,37 @@ TEST_F(PublishTest, WritesTheRuleFileAndItsCatalogAsOneRevision) {
     EXPECT_NE(again.out.find("revision " + std::to_string(rev + 1)), std::string::npos) << again.out;
 }
 
+TEST_F(PublishTest, IpRulesFilesBelongToTheRuleSetHostLocalFilesDoNot) {
+    std::string file = vwtest::make_rules_dir(dir_, {"192.0.2.0/24"}, "      ip_rules_file: feeds/prod.txt\n");
+    vwtest::write_file(dir_ + "/feeds/prod.txt", "# machine-managed\n198.51.100.0/24\n203.0.113.7\n");
+    // A gate section names host-local files: they are not published.
+    std::string text = vwtest::read_text(file) +
+                       "gate:\n  tls_cert: certs/vault.pem\n  tls_key: certs/vault.key\n  audit_log: /var/log/x.jsonl\n";
+    vwtest::write_file(file, text);
+    auto r = ctl("publish " + file + etcd_flag() + " --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    json j = json::parse(r.out);
+    EXPECT_EQ(j["files"], json::array({"feeds/prod.txt", "rules.yaml", "trusted-services.yaml"}));
+    auto kv = etcd_->get(ruleset_prefix(ruleset_) + "files/feeds/prod.txt");
+    ASSERT_TRUE(kv);
+    EXPECT_EQ(kv->value, vwtest::read_text(dir_ + "/feeds/prod.txt"));
+    EXPECT_EQ(kv->mod_revision, j["revision"].get<std::int64_t>());
+
+    // The next revision without the feed drops its key in the same Txn.
+    vwtest::make_rules_dir(dir_, {"192.0.2.0/24"});
+    auto r2 = ctl("publish " + file + etcd_flag() + " --json");
+    ASSERT_EQ(r2.rc, 0) << r2.out;
+    EXPECT_FALSE(etcd_->get(ruleset_prefix(ruleset_) + "files/feeds/prod.txt"));
+    // An error in the feed names it and nothing is written.
+    vwtest::make_rules_dir(dir_, {"192.0.2.0/24"}, "      ip_rules_file: feeds/prod.txt\n");
+    vwtest::write_file(dir_ + "/feeds/prod.txt", "198.51.100.0/24\n300.1.2.3\n");
+    std::int64_t before = etcd_->get(manifest_key(ruleset_))->mod_revision;
+    auto bad = ctl("publish " + file + etcd_flag());
+    EXPECT_EQ(bad.rc, 1) << bad.out;
+    EXPECT_NE(bad.out.find("prod.txt:2:"), std::string::npos) << bad.out;
+    EXPECT_EQ(etcd_->get(manifest_key(ruleset_))->mod_revision, before);
+}
+
 TEST_F(PublishTest, AFileWithErrorsIsNotWritten) {
     std::string file = vwtest::make_rules_dir(dir_, {"192.0.2.1/24"});  // host bits set
     auto r = ctl("publish " + file + etcd_flag() + " --json");

@@ -32,9 +32,9 @@ int run_publish(const PublishArgs& a) {
     fleet::EtcdOptions eo = fleet::etcd_options(a.etcd);
 
     rules::RuleFile loaded;
+    fleet::Bundle bundle;
     try {
-        loaded = rules::load_rule_file(a.file);
-        rules::compile(loaded);
+        bundle = fleet::load_bundle(a.file, loaded);
     } catch (const rules::RuleFileError& e) {
         if (a.json) {
             Json errs = Json::array();
@@ -47,7 +47,6 @@ int run_publish(const PublishArgs& a) {
         return 1;
     }
     for (const auto& w : loaded.warnings) std::cerr << w << "\n";
-    fleet::Bundle bundle = fleet::bundle_from_disk(loaded);
 
     std::optional<std::int64_t> cas;
     if (a.if_revision >= 0) cas = a.if_revision;

@@ -11,7 +11,10 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "rules/compiled.hpp"
 #include "rules/model.hpp"
+#include "rules/parser.hpp"
+#include "rules/source.hpp"
 
 namespace vaultwall::fleet {
 
@@ -23,14 +26,6 @@ namespace {
 constexpr int kFormat = 1;  // the manifest's layout version
 
 std::string files_prefix(const std::string& ruleset) { return ruleset_prefix(ruleset) + "files/"; }
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 std::string utc_now() {
     auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -82,19 +77,38 @@ std::string manifest_key(const std::string& ruleset) { return ruleset_prefix(rul
 std::string hosts_prefix(const std::string& ruleset) { return "/vaultwall/hosts/" + ruleset + "/"; }
 std::string host_key(const std::string& ruleset, const std::string& id) { return hosts_prefix(ruleset) + id; }
 
-Bundle bundle_from_disk(const rules::RuleFile& loaded) {
-    fs::path main = fs::absolute(loaded.path).lexically_normal();
+namespace {
+
+// The filesystem, remembering what it handed the loader: publish writes the
+// bytes that were checked, not a second read of files that may have changed.
+class RecordingSource : public rules::FileSource {
+public:
+    std::optional<std::string> read(const std::string& path) const override {
+        auto bytes = rules::filesystem_source().read(path);
+        if (bytes) seen_[path] = *bytes;
+        return bytes;
+    }
+    mutable std::map<std::string, std::string> seen_;
+};
+
+}  // namespace
+
+Bundle load_bundle(const std::string& path, rules::RuleFile& loaded) {
+    RecordingSource src;
+    loaded = rules::load_rule_file(path, src);
+    rules::compile(loaded);
+    fs::path main = fs::path(loaded.files.at(0));
     fs::path dir = main.parent_path();
     Bundle b;
     b.rule_file = main.filename().string();
-    auto add = [&](const std::string& file) {
-        fs::path p = fs::absolute(file).lexically_normal();
+    for (const auto& file : loaded.files) {
+        fs::path p = fs::path(file).lexically_normal();
         fs::path rel = p.lexically_relative(dir);
         bool inside = !rel.empty() && *rel.begin() != "..";
-        b.files.emplace(inside ? rel.string() : p.string(), read_file(p.string()));
-    };
-    add(main.string());
-    if (!loaded.trusted_services_file.empty()) add(loaded.trusted_services_file);
+        auto bytes = src.seen_.find(file);
+        if (bytes == src.seen_.end()) throw std::runtime_error("the loader read " + file + " from elsewhere");
+        b.files.emplace(inside ? rel.string() : p.string(), bytes->second);
+    }
     return b;
 }
 

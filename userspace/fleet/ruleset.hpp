@@ -44,9 +44,11 @@ struct Bundle {
     std::map<std::string, std::string> files;  // path -> bytes; rule_file among them
 };
 
-// The member files of a loaded (and valid) rule file, read from disk.
-// Throws std::runtime_error naming a file that cannot be read.
-Bundle bundle_from_disk(const rules::RuleFile& loaded);
+// Loads the rule file at `path` from disk as `vaultwallctl check` does (parse
+// and compile) and returns the rule set to publish: the exact bytes the loader
+// read and checked, for every member file (RuleFile::files). Throws
+// rules::RuleFileError with every diagnostic; `loaded` gets the parsed file.
+Bundle load_bundle(const std::string& path, rules::RuleFile& loaded);
 
 // The paths of `bundle`'s files on a host whose rule-set directory is `dir`
 // (relative paths under it, absolute ones as they are).
