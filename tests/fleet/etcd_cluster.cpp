@@ -19,8 +19,8 @@ namespace vwtest {
 
 namespace fs = std::filesystem;
 
-Cmd run(const std::string& cmd) {
-    Cmd r{-1, {}};
+Exec exec(const std::string& cmd) {
+    Exec r{-1, {}};
     FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
     if (!p) return r;
     char buf[4096];
@@ -106,7 +106,7 @@ void EtcdCluster::make_pki() {
         " -out rogue.csr"
         "; openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -days 2"
         " -extfile client.ext -out rogue.pem";
-    Cmd r = run(script);
+    Exec r = exec(script);
     if (r.rc != 0) throw std::runtime_error("making the test PKI failed: " + r.out);
 }
 
@@ -166,14 +166,14 @@ void EtcdCluster::start(int i) {
     spawn(i);
 }
 
-Cmd EtcdCluster::etcdctl(const std::string& a) const {
+Exec EtcdCluster::etcdctl(const std::string& a) const {
     std::string eps;
     for (int i = 0; i < size(); ++i)
         if (members_[i].pid > 0) eps += (eps.empty() ? "" : ",") + endpoint(i);
     std::string cmd = "ETCDCTL_API=3 etcdctl --dial-timeout 2s --command-timeout 5s --endpoints " + eps;
     if (opts_.tls) cmd += " --cacert " + ca() + " --cert " + client_cert() + " --key " + client_key();
     if (!root_password_.empty()) cmd += " --user root:" + root_password_;
-    return run(cmd + " " + a);
+    return exec(cmd + " " + a);
 }
 
 void EtcdCluster::wait_healthy(std::chrono::seconds budget) {
@@ -186,7 +186,7 @@ void EtcdCluster::wait_healthy(std::chrono::seconds budget) {
                               endpoint(i);
             if (opts_.tls) cmd += " --cacert " + ca() + " --cert " + client_cert() + " --key " + client_key();
             if (!root_password_.empty()) cmd += " --user root:" + root_password_;
-            all = run(cmd + " endpoint health").rc == 0;
+            all = exec(cmd + " endpoint health").rc == 0;
         }
         if (all) return;
         if (std::chrono::steady_clock::now() > end) throw std::runtime_error("etcd cluster not healthy in " + dir_);
@@ -197,7 +197,7 @@ void EtcdCluster::wait_healthy(std::chrono::seconds budget) {
 int EtcdCluster::leader() {
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < end) {
-        Cmd r = etcdctl("endpoint status -w json");
+        Exec r = etcdctl("endpoint status -w json");
         auto j = nlohmann::json::parse(r.out, nullptr, false);
         if (j.is_array()) {
             for (const auto& e : j) {
@@ -216,11 +216,11 @@ int EtcdCluster::leader() {
 }
 
 void EtcdCluster::compact_to_latest() {
-    Cmd r = etcdctl("endpoint status -w json");
+    Exec r = etcdctl("endpoint status -w json");
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     if (!j.is_array() || j.empty()) throw std::runtime_error("etcdctl endpoint status: " + r.out);
     long long rev = j[0]["Status"]["header"]["revision"].get<long long>();
-    Cmd c = etcdctl("compact " + std::to_string(rev) + " --physical");
+    Exec c = etcdctl("compact " + std::to_string(rev) + " --physical");
     if (c.rc != 0) throw std::runtime_error("etcdctl compact: " + c.out);
 }
 
@@ -231,7 +231,7 @@ void EtcdCluster::enable_auth(const std::string& user, const std::string& passwo
                                  "role grant-permission vaultwall --prefix=true readwrite /vaultwall/",
                                  "user add " + user + ":" + password, "user grant-role " + user + " vaultwall",
                                  std::string("auth enable")}) {
-        Cmd r = etcdctl(a);
+        Exec r = etcdctl(a);
         if (r.rc != 0) throw std::runtime_error("etcdctl " + a + ": " + r.out);
     }
     root_password_ = root_pw;

@@ -13,11 +13,11 @@
 
 namespace vwtest {
 
-struct Cmd {
+struct Exec {
     int rc;
     std::string out;
 };
-Cmd run(const std::string& cmd);  // through sh, stderr folded into out
+Exec exec(const std::string& cmd);  // through sh, stderr folded into out
 
 struct EtcdClusterOptions {
     int members = 3;
@@ -44,7 +44,7 @@ public:
 
     // etcdctl against the running members (with the TLS client certificate
     // and root credentials when set up).
-    Cmd etcdctl(const std::string& args) const;
+    Exec etcdctl(const std::string& args) const;
     void compact_to_latest();
     // Enables etcd auth with a user that may read and write /vaultwall/ and
     // root; returns nothing, throws on failure.

@@ -29,7 +29,7 @@ protected:
         o.endpoints = split_endpoints(cluster_->endpoints());
         etcd_ = std::make_unique<EtcdClient>(o);
     }
-    vwtest::Cmd ctl(const std::string& args) { return vwtest::run(kCtl + " " + args); }
+    vwtest::Exec ctl(const std::string& args) { return vwtest::exec(kCtl + " " + args); }
     std::string etcd_flag() const { return " --etcd " + cluster_->endpoints() + " --ruleset " + ruleset_; }
 
     static vwtest::EtcdCluster* cluster_;
