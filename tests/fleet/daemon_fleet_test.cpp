@@ -96,7 +96,9 @@ protected:
         etcd_ = std::make_unique<fleet::EtcdClient>(eo);
         dir_ = cluster_->dir() + "/src";
     }
-    std::string flags() const { return "--etcd " + cluster_->endpoints(); }
+    // The daemons run in their own network namespaces: they reach etcd
+    // through its local sockets.
+    std::string flags() const { return "--etcd " + cluster_->socket_endpoints(); }
 
     // Publishes `ips` (and `extra` in the vault) as a new revision.
     std::int64_t publish(const std::vector<std::string>& ips, const std::string& extra = {},

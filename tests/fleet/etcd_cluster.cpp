@@ -77,6 +77,14 @@ std::string EtcdCluster::endpoint(int i) const {
     return std::string(opts_.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(members_[i].client_port);
 }
 
+std::string EtcdCluster::socket_endpoints() const {
+    std::string s;
+    for (int i = 0; i < size(); ++i)
+        s += std::string(i ? "," : "") + (opts_.tls ? "unixs://" : "unix://") + dir_ + "/localhost:" +
+             std::to_string(members_[i].client_port);
+    return s;
+}
+
 std::string EtcdCluster::endpoints() const {
     std::string s;
     for (int i = 0; i < size(); ++i) s += (i ? "," : "") + endpoint(i);
@@ -92,7 +100,7 @@ void EtcdCluster::make_pki() {
         " -keyout ca.key -out ca.pem"
         "; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=rogue-ca"
         " -keyout rogue-ca.key -out rogue-ca.pem"
-        "; printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > server.ext"
+        "; printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > server.ext"
         "; printf 'extendedKeyUsage=clientAuth\\n' > client.ext"
         "; openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=etcd -keyout server.key"
         " -out server.csr"
@@ -119,7 +127,10 @@ void EtcdCluster::spawn(int i) {
         "etcd",
         "--name", m.name,
         "--data-dir", dir_ + "/" + m.name,
-        "--listen-client-urls", endpoint(i),
+        // Also on a local socket (in the data dir): daemons in other network
+        // namespaces reach it there, and etcd still listens on loopback only.
+        "--listen-client-urls", endpoint(i) + "," + (opts_.tls ? "unixs" : "unix") + "://localhost:" +
+                                    std::to_string(m.client_port),
         "--advertise-client-urls", endpoint(i),
         "--listen-peer-urls", "http://127.0.0.1:" + std::to_string(m.peer_port),
         "--initial-advertise-peer-urls", "http://127.0.0.1:" + std::to_string(m.peer_port),
@@ -138,8 +149,11 @@ void EtcdCluster::spawn(int i) {
     }
     for (const auto& a : opts_.extra_args) args.push_back(a);
     std::string log = dir_ + "/" + m.name + ".log";
+    // A killed member leaves its socket file behind; etcd would not listen again.
+    ::unlink((dir_ + "/localhost:" + std::to_string(m.client_port)).c_str());
     pid_t pid = ::fork();
     if (pid == 0) {
+        if (::chdir(dir_.c_str()) != 0) ::_exit(126);  // the local sockets land here
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         ::dup2(fd, 1);
         ::dup2(fd, 2);

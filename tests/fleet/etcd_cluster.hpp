@@ -34,6 +34,9 @@ public:
 
     std::string endpoints() const;  // "http(s)://127.0.0.1:P1,..."
     std::string endpoint(int i) const;
+    // The same members on local sockets ("unix:///DIR/localhost:PORT"):
+    // reachable from any network namespace.
+    std::string socket_endpoints() const;
     int size() const { return int(members_.size()); }
 
     void kill(int i);   // SIGKILL, reaped

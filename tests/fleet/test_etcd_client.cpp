@@ -176,6 +176,15 @@ TEST_F(EtcdClientTest, LeaseLivesWhileKeptAliveAndExpiresAfter) {
     EXPECT_FALSE(c.get("/t/l/gone"));
 }
 
+TEST_F(EtcdClientTest, LocalSocketsReachTheSameCluster) {
+    EtcdOptions o;
+    o.endpoints = split_endpoints(cluster_->socket_endpoints());
+    EtcdClient local(o);
+    EtcdClient tcp(opts_for(*cluster_));
+    std::int64_t rev = local.put("/t/s/k", "over a unix socket");
+    EXPECT_EQ(tcp.get("/t/s/k")->mod_revision, rev);
+}
+
 TEST_F(EtcdClientTest, UnaryCallsMoveToAnotherMemberWhenOneDies) {
     EtcdClient c(opts_for(*cluster_));
     c.put("/t/f/k", "v");
@@ -269,6 +278,12 @@ TEST(EtcdTls, ClientCertificatesAreRequiredAndVerified) {
     std::int64_t r2 = c.put("/vaultwall/y", "2");
     EXPECT_EQ(next_for(ws, id).events.at(0).kv.mod_revision, r2);
 
+    // The same over etcd's local socket (the name checked is "localhost").
+    EtcdOptions local = o;
+    local.endpoints = split_endpoints(cluster.socket_endpoints());
+    EtcdClient lc(local);
+    EXPECT_EQ(lc.get("/vaultwall/y")->mod_revision, r2);
+
     EtcdOptions half = o;
     half.key.clear();
     EXPECT_THROW(EtcdClient{half}, EtcdError);
@@ -284,6 +299,9 @@ TEST(EtcdOptionsTest, EndpointListsAreChecked) {
     EtcdOptions path;
     path.endpoints = {"http://127.0.0.1:1/v3"};
     EXPECT_THROW(EtcdClient{path}, EtcdError);
+    EtcdOptions relative;
+    relative.endpoints = {"unix://run/etcd.sock"};
+    EXPECT_THROW(EtcdClient{relative}, EtcdError);
     EXPECT_EQ(prefix_end("/a/"), "/a0");
     EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
 }

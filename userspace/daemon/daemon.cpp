@@ -86,7 +86,7 @@ void Daemon::start() {
             spdlog::warn("no interface has vaultwall attached under {}: rules are compiled but "
                          "enforced nowhere until `vaultwall-loader attach` (checked every 2 s)",
                          opts_.pin_root);
-        Json r = reload_locked(ReloadSource{config_path_}, "startup", {});
+        Json r = reload_locked(ReloadSource{config_path_, opts_.config_files}, "startup", {});
         if (!r.value("ok", false)) throw std::runtime_error(r.value("error", std::string("reload failed")));
     }
     if (opts_.serve_socket) {
@@ -228,8 +228,7 @@ private:
 }  // namespace
 
 rules::RuleFile Daemon::load_rules(const ReloadSource& source, const std::string& path) {
-    (void)source;
-    return rules::load_rule_file(path);
+    return rules::load_rule_file(path, source.files ? *source.files : rules::filesystem_source());
 }
 
 void Daemon::fault_point(const char* step, const std::string& dev) {

@@ -90,6 +90,9 @@ struct DaemonOptions {
     std::optional<gid_t> ctl_group;    // may reload besides root
     bool serve_socket = true;          // false: no control socket (tests)
     bool run_gate = true;
+    // Where start() reads `config` and the files it names (null: the
+    // filesystem). The fleet starts from a rule set held in memory.
+    const rules::FileSource* config_files = nullptr;
     // Tests: called at each step of a reload transaction ("prepare", "write",
     // "flip" with the interface; "gate prepare", "gate" with ""); throwing
     // from it fails that step as a real failure there would.

@@ -1,4 +1,5 @@
 // vaultwalld --config FILE [--socket PATH] [--pin-dir DIR] [--attach IFACE]...
+// vaultwalld --etcd URLS --ruleset NAME [...]: the rule set from etcd (fleet_source.hpp)
 #include <grp.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "bpfmaps/datapath.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/fleet_source.hpp"
 
 using namespace vaultwall::daemon;
 
@@ -22,7 +24,9 @@ int main(int argc, char** argv) {
     CLI::App app{"vaultwalld: compiles the vaultwall rule file into the XDP datapath of every attached "
                  "interface, reloads it atomically (SIGHUP or the control socket), serves counters, "
                  "metrics and the L7 gate"};
-    app.add_option("--config", o.config, "rule file (YAML)")->required();
+    FleetFlags fleet_flags;
+    auto* etcd = add_fleet_flags(app, fleet_flags);
+    app.add_option("--config", o.config, "rule file (YAML); or --etcd and --ruleset instead")->excludes(etcd);
     app.add_option("--socket", o.socket, "control socket path")->capture_default_str();
     app.add_option("--pin-dir", o.pin_root, "bpffs directory with the pinned maps (DIR/IFACE)")
         ->capture_default_str();
@@ -44,6 +48,15 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
+        std::cerr << "vaultwalld: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+
+    std::unique_ptr<FleetSource> fleet;
+    try {
+        if (etcd->count()) fleet = std::make_unique<FleetSource>(fleet_flags);
+        else if (o.config.empty()) throw std::invalid_argument("give --config FILE, or --etcd URLS --ruleset NAME");
+    } catch (const std::invalid_argument& e) {
         std::cerr << "vaultwalld: " << e.what() << " (see --help)\n";
         return 2;
     }
@@ -73,9 +86,21 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
+    try {
+        if (fleet) {
+            const RevisionFiles& first = fleet->initial(std::chrono::seconds(30));
+            o.config = first.rule_file();
+            o.config_files = &first.source();
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("cannot start: {}", e.what());
+        std::cerr << "vaultwalld: " << e.what() << "\n";
+        return 1;
+    }
     Daemon d(o);
     try {
         d.start();
+        if (fleet) fleet->start(d);
     } catch (const std::exception& e) {
         spdlog::error("cannot start: {}", e.what());
         std::string msg = e.what();
@@ -95,12 +120,14 @@ int main(int argc, char** argv) {
             continue;
         }
         if (sig == SIGHUP) {
-            d.reload(std::string(), "SIGHUP");
+            if (fleet) spdlog::info("SIGHUP ignored: the rule set comes from etcd (publish to change it)");
+            else d.reload(std::string(), "SIGHUP");
             continue;
         }
         spdlog::info("signal {}: stopping; the datapath keeps enforcing the live rules", sig);
         break;
     }
+    if (fleet) fleet->stop();
     d.stop();
     return 0;
 }

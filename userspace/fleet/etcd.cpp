@@ -207,7 +207,7 @@ struct EtcdClient::Impl {
         std::call_once(grpc_log_once, [] { gpr_set_log_function(route_grpc_log); });
         if (opts.endpoints.empty()) throw EtcdError("no etcd endpoint given", 0, false);
         bool any_https = false;
-        for (const auto& e : opts.endpoints) any_https |= e.rfind("https://", 0) == 0;
+        for (const auto& e : opts.endpoints) any_https |= e.rfind("https://", 0) == 0 || e.rfind("unixs://", 0) == 0;
         bool tls = any_https || !opts.cacert.empty();
         if ((!opts.cert.empty()) != (!opts.key.empty()))
             throw EtcdError("an etcd client certificate needs both --etcd-cert and --etcd-key", 0, false);
@@ -227,17 +227,27 @@ struct EtcdClient::Impl {
         }
         for (const auto& url : opts.endpoints) {
             std::string target = url;
-            for (const char* scheme : {"https://", "http://"})
+            bool unix_socket = false;
+            for (const char* scheme : {"https://", "http://", "unixs://", "unix://"})
                 if (target.rfind(scheme, 0) == 0) {
-                    if (tls != (std::string(scheme) == "https://"))
-                        throw EtcdError("etcd endpoint " + url + ": mixed http and https endpoints (or --etcd-cacert "
-                                        "with http://)", 0, false);
-                    target = target.substr(std::strlen(scheme));
+                    std::string s = scheme;
+                    if (tls != (s == "https://" || s == "unixs://"))
+                        throw EtcdError("etcd endpoint " + url + ": mixed plain and TLS endpoints (or --etcd-cacert "
+                                        "with a plain one)", 0, false);
+                    unix_socket = s.rfind("unix", 0) == 0;
+                    target = target.substr(s.size());
+                    break;
                 }
-            if (!target.empty() && target.back() == '/') target.pop_back();
-            if (target.empty() || target.find('/') != std::string::npos)
-                throw EtcdError("bad etcd endpoint '" + url + "' (want http(s)://HOST:PORT)", 0, false);
+            if (!unix_socket && !target.empty() && target.back() == '/') target.pop_back();
+            if (target.empty() || (!unix_socket && target.find('/') != std::string::npos) ||
+                (unix_socket && target.front() != '/'))
+                throw EtcdError("bad etcd endpoint '" + url +
+                                    "' (want http(s)://HOST:PORT, or unix(s):///ABSOLUTE/PATH for a local socket)",
+                                0, false);
+            if (unix_socket) target = "unix:" + target;
             grpc::ChannelArguments args;
+            // Over a local socket the server's certificate is checked for "localhost".
+            if (unix_socket && tls) args.SetSslTargetNameOverride("localhost");
             args.SetMaxReceiveMessageSize(-1);  // a big rule set is one value
             args.SetMaxSendMessageSize(-1);
             // Notice a dead member in seconds, and reconnect to a restarted one

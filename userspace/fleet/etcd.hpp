@@ -51,8 +51,10 @@ private:
 };
 
 struct EtcdOptions {
-    // "http://127.0.0.1:2379", "https://etcd1:2379" or "host:port" (TLS when a
-    // CA is given). Every endpoint uses the same scheme.
+    // "http://127.0.0.1:2379", "https://etcd1:2379", "host:port" (TLS when a
+    // CA is given), or a local socket "unix:///run/etcd/sock" ("unixs://" with
+    // TLS; the certificate is checked for "localhost"). Every endpoint is
+    // plain or every endpoint is TLS.
     std::vector<std::string> endpoints;
     std::string cacert;  // PEM files; cacert alone: server-authenticated TLS
     std::string cert;
