@@ -1,5 +1,7 @@
 #include "gate/config.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/ssl.hpp>
 
 namespace vaultwall::gate {
@@ -34,11 +36,21 @@ constexpr const char* kDefaultTls12Ciphers =
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 }  // namespace
 
-std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key) {
+std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key,
+                                                           const TlsPolicy& policy) {
     namespace ssl = boost::asio::ssl;
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
     ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    auto offers = [&policy](const char* v) {
+        return std::find(policy.versions.begin(), policy.versions.end(), v) != policy.versions.end();
+    };
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), offers("1.2") ? TLS1_2_VERSION : TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(ctx->native_handle(), offers("1.3") ? TLS1_3_VERSION : TLS1_2_VERSION);
+    if (!policy.session_tickets) {
+        SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx->native_handle(), 0);
+    }
     // Idle keep-alive connections give OpenSSL's record buffers back.
     SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
     // No renegotiation (TLS 1.2): a client cannot restart the handshake
@@ -47,9 +59,13 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& ce
     // Resumption by stateless tickets only: a server-side session cache
     // would hold a session per client in the gate's memory.
     SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_OFF);
-    // TLS 1.2: forward-secret AEAD suites only (TLS 1.3's are all of that kind).
-    if (SSL_CTX_set_cipher_list(ctx->native_handle(), kDefaultTls12Ciphers) != 1)
-        throw GateConfigError("gate: OpenSSL refuses the default TLS 1.2 cipher list");
+    // TLS 1.2: forward-secret AEAD suites only by default (TLS 1.3's are all of that kind).
+    const std::string& ciphers = policy.ciphers.empty() ? std::string(kDefaultTls12Ciphers) : policy.ciphers;
+    if (SSL_CTX_set_cipher_list(ctx->native_handle(), ciphers.c_str()) != 1)
+        throw GateConfigError("gate.tls_ciphers '" + ciphers + "': OpenSSL knows none of these TLS 1.2 ciphers");
+    if (!policy.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx->native_handle(), policy.ciphersuites.c_str()) != 1)
+        throw GateConfigError("gate.tls_ciphersuites '" + policy.ciphersuites +
+                              "': OpenSSL knows none of these TLS 1.3 suites");
     boost::system::error_code ec;
     ctx->use_certificate_chain_file(cert, ec);
     if (ec) throw GateConfigError("gate.tls_cert " + cert + ": " + ec.message());
@@ -70,6 +86,13 @@ std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, G
     c->tls_key = rf.gate->tls_key;
     c->audit_log = rf.gate->audit_log;
     c->limits = opts.limits;
+    const rules::Gate& g = *rf.gate;
+    if (g.max_connections) c->limits.max_connections = *g.max_connections;
+    if (g.header_limit) c->limits.header_limit = *g.header_limit;
+    if (g.body_limit) c->limits.body_limit = *g.body_limit;
+    if (g.token_cache_entries) c->limits.token_cache_entries = *g.token_cache_entries;
+    c->io_threads = static_cast<unsigned>(g.io_threads.value_or(0));
+    if (opts.jwks_ca_file.empty()) opts.jwks_ca_file = g.jwks_ca_file;
     c->admission = std::move(opts.admission);
     c->vault_name_of = std::move(opts.vault_name_of);
 
@@ -110,7 +133,8 @@ std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, G
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
         if (left.count() <= 0 || !r->wait_loaded(left)) break;
     }
-    c->tls = make_server_tls(c->tls_cert, c->tls_key);
+    c->tls = make_server_tls(c->tls_cert, c->tls_key,
+                             TlsPolicy{g.tls_versions, g.tls_ciphers, g.tls_ciphersuites, g.session_tickets});
 
     for (std::size_t i = 0; i < c->vaults.size(); ++i) {
         const auto& v = c->vaults[i];

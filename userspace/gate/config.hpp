@@ -85,7 +85,8 @@ struct GateConfig {
     std::vector<rules::Vault> vaults;
     std::vector<Upstream> upstreams;  // parallel to vaults
     std::string tls_cert, tls_key, audit_log;
-    GateLimits limits;
+    GateLimits limits;   // GateOptions::limits with the rule file's gate.* knobs over them
+    unsigned io_threads = 0;  // gate.io_threads (0: one per CPU); read when a Gate is made
     std::shared_ptr<AdmissionSource> admission;
     VaultNameOf vault_name_of;
     std::shared_ptr<const JwtValidator> jwt;
@@ -102,7 +103,18 @@ struct GateConfig {
     const VaultRoute* route(const ListenKey& local, const std::optional<vw_admission>& rec) const;
 };
 
-// TLS 1.2+ server context from a PEM chain and key; throws GateConfigError.
-std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key);
+// What the rule file's gate section says of TLS (rules::Gate); defaults:
+// TLS 1.2 and 1.3, forward-secret AEAD suites for 1.2, tickets on.
+struct TlsPolicy {
+    std::vector<std::string> versions{"1.2", "1.3"};
+    std::string ciphers;       // TLS 1.2, OpenSSL syntax ("": the default list)
+    std::string ciphersuites;  // TLS 1.3 ("": OpenSSL's)
+    bool session_tickets = true;
+};
+
+// Server context from a PEM chain and key; throws GateConfigError naming the
+// file or gate.* key at fault.
+std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::string& cert, const std::string& key,
+                                                           const TlsPolicy& policy = {});
 
 }  // namespace vaultwall::gate

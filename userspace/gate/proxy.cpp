@@ -614,7 +614,7 @@ void check_audit_log(const std::string& path) {
 }  // namespace
 
 Gate::Gate(std::shared_ptr<const GateConfig> config, unsigned threads) {
-    if (threads == 0) threads = default_threads();
+    if (threads == 0) threads = config && config->io_threads ? config->io_threads : default_threads();
     impl_ = std::make_shared<Impl>(threads);
     if (config) impl_->st->set_config(std::move(config));
 }

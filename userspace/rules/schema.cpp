@@ -201,21 +201,61 @@ void Schema::parse_trusted_services(const Field& f, RuleFile& rf) {
 }
 
 void Schema::parse_gate(const Field& fld, RuleFile& rf) {
-    auto f = map_fields(fld.value, "gate", {{"tls_cert"}, {"tls_key"}, {"audit_log"}});
+    auto f = map_fields(fld.value, "gate",
+                        {{"tls_cert"}, {"tls_key"}, {"audit_log"}, {"jwks_ca_file"}, {"io_threads"},
+                         {"max_connections"}, {"header_limit"}, {"body_limit"}, {"token_cache_entries"},
+                         {"tls_versions"}, {"tls_ciphers"}, {"tls_ciphersuites"}, {"session_tickets"}});
     if (!f) return;
     Gate g;
     ErrorScope scope(diags());
     require(*f, fld.value, "tls_cert", "gate", "tls_cert: certs/vault.pem");
     require(*f, fld.value, "tls_key", "gate", "tls_key: certs/vault.key");
-    if (auto x = f->get("tls_cert")) {
-        if (auto s = nonempty(*x, "gate.tls_cert")) g.tls_cert = resolve(*s);
+    auto path = [&](const char* key, std::string& out) {
+        if (auto x = f->get(key))
+            if (auto s = nonempty(*x, std::string("gate.") + key)) out = resolve(*s);
+    };
+    path("tls_cert", g.tls_cert);
+    path("tls_key", g.tls_key);
+    path("audit_log", g.audit_log);
+    path("jwks_ca_file", g.jwks_ca_file);
+    // The gate's operator knobs (docs/operators-guide.md): counts in a range.
+    auto count = [&](const char* key, std::uint64_t lo, std::uint64_t hi, const char* unit,
+                     std::optional<std::uint64_t>& out) {
+        auto x = f->get(key);
+        if (!x) return;
+        auto s = scalar(*x, std::string("gate.") + key);
+        if (!s) return;
+        auto n = parse_uint(*s);
+        if (!n || *n < lo || *n > hi)
+            return error(*x, std::string("gate.") + key + " " + quote(*s) + " is out of range; use " +
+                                 std::to_string(lo) + ".." + std::to_string(hi) + " " + unit);
+        out = *n;
+    };
+    count("io_threads", 1, 256, "threads", g.io_threads);
+    count("max_connections", 1, 10'000'000, "connections", g.max_connections);
+    count("header_limit", 1024, 1024 * 1024, "bytes", g.header_limit);
+    count("body_limit", 1024, 1024 * 1024 * 1024, "bytes", g.body_limit);
+    count("token_cache_entries", 0, 10'000'000, "tokens (0: no cache)", g.token_cache_entries);
+    if (auto x = f->get("tls_versions")) {
+        if (auto vs = string_list(*x, "gate.tls_versions")) {
+            g.tls_versions.clear();
+            for (const auto& v : *vs) {
+                if (v != "1.2" && v != "1.3")
+                    error(*x, "gate.tls_versions " + quote(v) + " is not offered; use 1.2 and/or 1.3");
+                else if (std::find(g.tls_versions.begin(), g.tls_versions.end(), v) == g.tls_versions.end())
+                    g.tls_versions.push_back(v);
+            }
+            if (vs->empty()) error(*x, "gate.tls_versions is empty; give 1.2 and/or 1.3");
+        }
     }
-    if (auto x = f->get("tls_key")) {
-        if (auto s = nonempty(*x, "gate.tls_key")) g.tls_key = resolve(*s);
-    }
-    if (auto x = f->get("audit_log")) {
-        if (auto s = nonempty(*x, "gate.audit_log")) g.audit_log = resolve(*s);
-    }
+    auto text = [&](const char* key, std::string& out) {
+        if (auto x = f->get(key))
+            if (auto s = nonempty(*x, std::string("gate.") + key)) out = *s;
+    };
+    text("tls_ciphers", g.tls_ciphers);
+    text("tls_ciphersuites", g.tls_ciphersuites);
+    if (auto x = f->get("session_tickets"))
+        if (auto b = boolean(*x, "gate.session_tickets")) g.session_tickets = *b;
     if (!scope.failed()) rf.gate = std::move(g);
 }
 
