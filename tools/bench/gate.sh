@@ -17,6 +17,9 @@
 # client holds them; skipped without python3).
 #
 #   tools/bench/gate.sh [--quick|--full] [--duration S] [--repeats N] [--idle N]
+#
+# VW_GATE_PROFILE=FILE: perf record (call graphs) of the gate during its first
+# keep-alive run, written to FILE (perf itself slows that run).
 set -euo pipefail
 
 . "$(dirname "$(readlink -f "$0")")/common.sh"
@@ -203,6 +206,7 @@ run_wrk() {  # run_wrk CONNS URL TOKEN [HEADER] -> "rps p50ms p99ms non2xx"
   bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
   echo "$rps $p50 $p99 ${bad:-0}"
 }
+gate_pid() { pgrep -P "$GATE_PID" -x vaultwalld || echo "$GATE_PID"; }  # nsenter may or may not fork
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 declare -A URL=([upstream]="http://198.18.0.1:8200$PATH_" [gate]="https://203.0.113.1$PATH_"
@@ -219,6 +223,10 @@ series() {
   for ((r = 0; r < REPEATS; r++)); do
     for ((k = 0; k < ${#targets[@]}; k++)); do
       t=${targets[$(((k + r) % ${#targets[@]}))]}
+      if [ "$t" = gate ] && [ -n "${VW_GATE_PROFILE:-}" ] && [ ! -e "$VW_GATE_PROFILE" ]; then
+        perf record -q -g -o "$VW_GATE_PROFILE" -p "$(gate_pid)" -- sleep "$DURATION" \
+          >/dev/null 2>&1 &
+      fi
       read -r rps p50 p99 bad < <(run_wrk "$conns" "${URL[$t]}" "${TOK[$t]}" "$header")
       R[$t-rps]="${R[$t-rps]:-} $rps"; R[$t-p50]="${R[$t-p50]:-} $p50"; R[$t-p99]="${R[$t-p99]:-} $p99"
       R[$t-bad]="${R[$t-bad]:-} $bad"
@@ -261,7 +269,7 @@ open(ready, "w").write("%d %d\n" % (len(conns), failed))
 time.sleep(120)
 EOF
   rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-  gate_pid=$(pgrep -P "$GATE_PID" -x vaultwalld || echo "$GATE_PID")
+  gate_pid=$(gate_pid)
   [ "$(cat "/proc/$gate_pid/comm" 2>/dev/null)" = vaultwalld ] || gate_pid=$(ns h pgrep -x vaultwalld | head -1)
   sleep 2   # wrk's connections close
   before=$(rss_kib "$gate_pid")
