@@ -162,10 +162,12 @@ struct Gate {
     std::string audit_log;
     // The gate's operator knobs (docs/operators-guide.md §4); unset or empty:
     // the gate's default.
-    std::string jwks_ca_file;  // verifies identity.issuers[].jwks_url servers; "": the system store
-    std::optional<std::uint64_t> io_threads, max_connections, header_limit, body_limit, token_cache_entries;
+    // (Each has a default member initializer, so Gate{cert, key, log} stays warning-free.)
+    std::string jwks_ca_file{};  // verifies identity.issuers[].jwks_url servers; "": the system store
+    std::optional<std::uint64_t> io_threads{}, max_connections{}, header_limit{}, body_limit{},
+        token_cache_entries{};
     std::vector<std::string> tls_versions{"1.2", "1.3"};
-    std::string tls_ciphers, tls_ciphersuites;  // OpenSSL lists for TLS 1.2 / TLS 1.3
+    std::string tls_ciphers{}, tls_ciphersuites{};  // OpenSSL lists for TLS 1.2 / TLS 1.3
     bool session_tickets = true;
 };
 
