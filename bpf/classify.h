@@ -17,6 +17,7 @@ struct flow {
 	struct l4_info l4;
 	__u8 protocol;
 	__u8 is_vxlan;
+	__u8 family; /* VW_FAMILY_IPV4 once addresses are known, else 0 */
 	__u32 vni;
 };
 
@@ -24,6 +25,7 @@ struct verdict {
 	__u32 reason;   /* enum vw_reason */
 	__u32 vault_id; /* 0 for global reasons */
 	__u32 rule_id;  /* 0 when no rule decided */
+	__u32 drop_events_per_second; /* the live set's event rate (per CPU) */
 	__u64 generation;
 };
 
@@ -173,15 +175,11 @@ static __always_inline __u32 lookup_rule(__u32 set, __u32 vault_id,
 	return stride_lookup(scope->root, f->saddr);
 }
 
-/* Step 7: the decision of the vault that owns the endpoint. */
-static __always_inline void vault_decision(__u32 set, const struct flow *f,
-					   const struct vw_endpoint *ep,
-					   struct verdict *v)
+/* Step 7, without audit mode. */
+static __always_inline void enforced_decision(__u32 set, const struct flow *f,
+					      const struct vw_endpoint *ep,
+					      __u32 flags, struct verdict *v)
 {
-	__u32 idx = set * VW_MAX_VAULTS + ep->vault_id;
-	struct vw_vault *vault = bpf_map_lookup_elem(&vw_vaults, &idx);
-	__u32 flags = vault ? vault->flags : 0;
-
 	v->vault_id = ep->vault_id;
 	if (ep->flags & VW_EP_PRIVATE) {
 		v->reason = VW_PASS_PRIVATE_ENDPOINT;
@@ -203,6 +201,21 @@ static __always_inline void vault_decision(__u32 set, const struct flow *f,
 		v->reason = VW_PASS_TRUSTED_CANDIDATE;
 	else
 		v->reason = VW_DROP_NO_RULE;
+}
+
+/* Step 7: the decision of the vault that owns the endpoint; a vault in
+ * audit mode passes what it would drop, under the audit reason. */
+static __always_inline void vault_decision(__u32 set, const struct flow *f,
+					   const struct vw_endpoint *ep,
+					   struct verdict *v)
+{
+	__u32 idx = set * VW_MAX_VAULTS + ep->vault_id;
+	struct vw_vault *vault = bpf_map_lookup_elem(&vw_vaults, &idx);
+	__u32 flags = vault ? vault->flags : 0;
+
+	enforced_decision(set, f, ep, flags, v);
+	if (flags & VW_VAULT_AUDIT)
+		v->reason = vw_reason_audited(v->reason);
 }
 
 /* Step 6: which endpoint (and so which vault) the flow is for. */
@@ -252,8 +265,10 @@ static __always_inline void classify(struct xdp_md *ctx, struct flow *f,
 		v->generation = state->generation;
 	}
 	cfg = bpf_map_lookup_elem(&vw_config, &set);
-	if (cfg)
+	if (cfg) {
 		vxlan_port = cfg->vxlan_port;
+		v->drop_events_per_second = cfg->drop_events_per_second;
+	}
 
 	if (parse_ethernet(&c, &proto) < 0) {
 		v->reason = VW_DROP_MALFORMED;
@@ -267,13 +282,14 @@ static __always_inline void classify(struct xdp_md *ctx, struct flow *f,
 		v->reason = VW_DROP_MALFORMED;
 		return;
 	}
+	f->family = VW_FAMILY_IPV4;
+	f->saddr = ip->saddr;
+	f->daddr = ip->daddr;
+	f->protocol = ip->protocol;
 	if (ipv4_is_fragment(ip)) {
 		v->reason = outer_fragment_reason(set, vxlan_port, &c, ip);
 		return;
 	}
-	f->saddr = ip->saddr;
-	f->daddr = ip->daddr;
-	f->protocol = ip->protocol;
 	if (parse_l4(&c, ip->protocol, &f->l4) < 0) {
 		v->reason = VW_DROP_MALFORMED;
 		return;

@@ -120,4 +120,17 @@ struct {
 	__type(value, struct vw_admission);
 } vw_admissions SEC(".maps");
 
+/* Denied-flow events for the daemon (vaultwall_abi.h, "Denied-flow events"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, VW_DROP_EVENTS_RING_BYTES);
+} vw_drop_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vw_event_budget);
+} vw_event_budget SEC(".maps");
+
 #endif /* VAULTWALL_MAPS_H */

@@ -3,7 +3,7 @@
  * vaultwall's XDP programs.
  *
  *  xdp_vaultwall  - attached to the NIC: classify, count, record admissions,
- *                   pass or drop.
+ *                   report denied flows, pass or drop.
  *  xdp_vw_explain - never attached: `vaultwallctl explain` runs it with
  *                   BPF_PROG_TEST_RUN on a synthesized frame. It shares the
  *                   maps and the classify() steps, but moves no counter and
@@ -72,16 +72,80 @@ static __always_inline int admits_syn(const struct flow *f,
 	       f->protocol == IPPROTO_TCP && f->l4.syn && !f->l4.ack;
 }
 
+/* The CPU's token bucket (vaultwall_abi.h): one token per event, refilled
+ * at `rate` a second, holding at most one second's worth. Per CPU, so no
+ * atomics; a flood costs this check and a counter per packet past the limit. */
+static __always_inline int take_event_token(struct vw_event_budget *b, __u32 rate)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 cap = (__u64)rate * VW_NSEC_PER_SEC;
+	__u64 elapsed = now - b->last_ns;
+
+	if (elapsed > VW_NSEC_PER_SEC)
+		elapsed = VW_NSEC_PER_SEC; /* a full bucket anyway; no overflow */
+	b->last_ns = now;
+	b->tokens += elapsed * rate;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	if (b->tokens < VW_NSEC_PER_SEC)
+		return 0;
+	b->tokens -= VW_NSEC_PER_SEC;
+	return 1;
+}
+
+/* SPEC §9: a dropped or audited packet becomes an event for the daemon, as
+ * far as the rate limit allows. */
+static __always_inline void report_flow(struct xdp_md *ctx, const struct flow *f,
+					const struct verdict *v, __u32 bytes)
+{
+	struct vw_event_budget *b;
+	struct vw_drop_event *e;
+	__u32 zero = 0;
+
+	if (!v->drop_events_per_second || !vw_reason_reported(v->reason))
+		return;
+	b = bpf_map_lookup_elem(&vw_event_budget, &zero);
+	if (!b)
+		return;
+	if (!take_event_token(b, v->drop_events_per_second)) {
+		b->suppressed++;
+		return;
+	}
+	e = bpf_ringbuf_reserve(&vw_drop_events, sizeof(*e), 0);
+	if (!e) {
+		b->lost++;
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->timestamp_ns = b->last_ns;
+	e->generation = v->generation;
+	e->ifindex = ctx->ingress_ifindex;
+	e->reason = v->reason;
+	e->vault_id = v->vault_id;
+	e->vni = f->vni;
+	e->family = f->family;
+	e->saddr[0] = f->saddr;
+	e->daddr[0] = f->daddr;
+	e->protocol = f->protocol;
+	e->sport = f->l4.sport;
+	e->dport = f->l4.dport;
+	e->bytes = bytes;
+	bpf_ringbuf_submit(e, 0);
+	b->sent++;
+}
+
 SEC("xdp")
 int xdp_vaultwall(struct xdp_md *ctx)
 {
+	__u32 bytes = ctx->data_end - ctx->data;
 	struct flow f = {};
 	struct verdict v = {};
 
 	classify(ctx, &f, &v);
-	count(&v, ctx->data_end - ctx->data);
+	count(&v, bytes);
 	if (admits_syn(&f, &v))
 		record_admission(&f, &v);
+	report_flow(ctx, &f, &v, bytes);
 	return vw_reason_passes(v.reason) ? XDP_PASS : XDP_DROP;
 }
 

@@ -33,6 +33,11 @@
 /*
  * Verdict reasons. The first group is counted globally, the second per
  * vault. Names (SPEC §4) are in userspace/common/reasons.hpp.
+ *
+ * The two VW_AUDIT_ reasons are what a vault in audit mode
+ * (network_acls.enforcement: audit, SPEC §9) gets instead of the drop reason
+ * of the same name: the packet passes, counted under the vault's `audit`
+ * group, and is reported like a drop.
  */
 enum vw_reason {
 	VW_PASS_NOT_IPV4 = 0,
@@ -50,6 +55,8 @@ enum vw_reason {
 	VW_PASS_TRUSTED_CANDIDATE,
 	VW_DROP_NO_RULE,
 	VW_DROP_PUBLIC_ACCESS_DISABLED,
+	VW_AUDIT_NO_RULE,               /* VW_DROP_NO_RULE, audited */
+	VW_AUDIT_PUBLIC_ACCESS_DISABLED, /* VW_DROP_PUBLIC_ACCESS_DISABLED, audited */
 	VW_REASONS, /* count of all reasons; not a reason */
 };
 #define VW_VAULT_REASONS (VW_REASONS - VW_GLOBAL_REASONS)
@@ -65,10 +72,39 @@ static inline int vw_reason_passes(__u32 reason)
 	case VW_PASS_VNET_RULE:
 	case VW_PASS_DEFAULT_ALLOW:
 	case VW_PASS_TRUSTED_CANDIDATE:
+	case VW_AUDIT_NO_RULE:
+	case VW_AUDIT_PUBLIC_ACCESS_DISABLED:
 		return 1;
 	default:
 		return 0;
 	}
+}
+
+/* Passed only because the vault is in audit mode. */
+static inline int vw_reason_is_audit(__u32 reason)
+{
+	return reason == VW_AUDIT_NO_RULE ||
+	       reason == VW_AUDIT_PUBLIC_ACCESS_DISABLED;
+}
+
+/* What a vault in audit mode makes of `reason`: its two drop reasons become
+ * their audit twins; everything else stays. */
+static inline __u32 vw_reason_audited(__u32 reason)
+{
+	switch (reason) {
+	case VW_DROP_NO_RULE:
+		return VW_AUDIT_NO_RULE;
+	case VW_DROP_PUBLIC_ACCESS_DISABLED:
+		return VW_AUDIT_PUBLIC_ACCESS_DISABLED;
+	default:
+		return reason;
+	}
+}
+
+/* Reported as a denied-flow event: every drop, and every audited pass. */
+static inline int vw_reason_reported(__u32 reason)
+{
+	return !vw_reason_passes(reason) || vw_reason_is_audit(reason);
 }
 
 /* Index into vw_vault_counters for (vault id, per-vault reason). */
@@ -93,7 +129,7 @@ struct vw_config {
 	__u16 vxlan_port;   /* host byte order */
 	__u8 installed;     /* 0: set empty, every packet passes unclassified */
 	__u8 pad;
-	__u32 pad2;
+	__u32 drop_events_per_second; /* per CPU; 0: no denied-flow events */
 };
 
 /* vw_vaults[set * VW_MAX_VAULTS + vault_id] */
@@ -101,6 +137,7 @@ struct vw_config {
 #define VW_VAULT_PUBLIC_DISABLED (1u << 1)
 #define VW_VAULT_DEFAULT_ALLOW (1u << 2)
 #define VW_VAULT_BYPASS (1u << 3)
+#define VW_VAULT_AUDIT (1u << 4)  /* enforcement: audit */
 struct vw_vault {
 	__u32 flags;
 };
@@ -206,6 +243,45 @@ struct vw_admission {
 	__u32 reason;       /* enum vw_reason (a pass reason) */
 	__u32 vni;
 	__u32 rule_id;      /* 0 when no rule admitted it */
+};
+
+/*
+ * Denied-flow events (SPEC §9): the attached program reports every packet
+ * with a reported reason (vw_reason_reported) into the vw_drop_events ring
+ * buffer, as far as its CPU's token bucket allows: drop_events_per_second
+ * tokens a second, at most one second's worth saved up. The rest are counted
+ * in vw_event_budget, not sent.
+ */
+#define VW_DROP_EVENTS_RING_BYTES (512u * 1024) /* ring buffer size */
+#define VW_NSEC_PER_SEC 1000000000ull
+
+/* Addresses of an event: room for IPv6 later; IPv4 in addr[0]. */
+#define VW_FAMILY_NONE 0 /* not parsed far enough to have addresses */
+#define VW_FAMILY_IPV4 4
+struct vw_drop_event {
+	__u64 timestamp_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 generation;   /* rule set that decided */
+	__u32 ifindex;      /* ingress interface */
+	__u32 reason;       /* enum vw_reason: a drop or an audit reason */
+	__u32 vault_id;     /* 0 for global reasons */
+	__u32 vni;          /* 0: plain traffic */
+	__u32 saddr[4];     /* network order (the inner flow for VXLAN) */
+	__u32 daddr[4];
+	__u16 sport;        /* network order; 0 without TCP/UDP */
+	__u16 dport;
+	__u8 family;        /* VW_FAMILY_ */
+	__u8 protocol;      /* IPPROTO_ */
+	__u16 pad;
+	__u32 bytes;        /* frame length */
+};
+
+/* vw_event_budget[0], per CPU: the token bucket and what it let through. */
+struct vw_event_budget {
+	__u64 tokens;     /* in 1/VW_NSEC_PER_SEC of an event */
+	__u64 last_ns;    /* last refill */
+	__u64 sent;       /* events written to the ring */
+	__u64 suppressed; /* over the rate limit: counted, not sent */
+	__u64 lost;       /* within the limit, but the ring was full */
 };
 
 /* What the explain program writes in front of the packet it was given. */

@@ -14,6 +14,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl jq
   netsniff-ng procps util-linux vagrant
   nftables ipset iptables wrk nginx-light python3
+  # captures: vaultwallctl explain --pcap / whatif read them (libpcap), the lab takes one (tcpdump)
+  libpcap-dev tcpdump
   # fleet: etcd servers for the tests, and the etcd v3 protos + gRPC to build the client
   etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
   golang-github-grpc-ecosystem-grpc-gateway-dev protobuf-compiler protobuf-compiler-grpc libgrpc++-dev

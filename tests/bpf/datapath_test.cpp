@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 
+#include <set>
+
 #include "bpfmaps/error.hpp"
 #include "fixture.hpp"
 
@@ -40,7 +42,8 @@ protected:
         SCOPED_TRACE(hexdump(frame));
         const std::uint32_t vid = vault ? vault_id(vault) : 0;
         const bool passes = reason == VW_PASS_NOT_IPV4 || reason == VW_PASS_UNPROTECTED ||
-                            (reason >= VW_PASS_PRIVATE_ENDPOINT && reason <= VW_PASS_TRUSTED_CANDIDATE);
+                            (reason >= VW_PASS_PRIVATE_ENDPOINT && reason <= VW_PASS_TRUSTED_CANDIDATE) ||
+                            reason == VW_AUDIT_NO_RULE || reason == VW_AUDIT_PUBLIC_ACCESS_DISABLED;
         const std::uint32_t rule_id = rule_index >= 0 ? report.rule_ids.at(rule_index) : 0;
 
         auto before = counters();
@@ -280,6 +283,57 @@ TEST_F(Verdicts, TruncatedAtEveryLength) {
         }
     }
     EXPECT_GT(runs, 300);
+}
+
+// SPEC §9: a vault in audit mode passes what it would drop, counted under
+// its audit group; everything else is judged as before.
+class Audit : public Verdicts {
+protected:
+    void SetUp() override {
+        DatapathTest::SetUp();
+        install(audited(sample_rules(), {"strict", "closed"}));
+    }
+    static rules::CompiledRuleSet audited(rules::CompiledRuleSet s, std::set<std::string> names) {
+        for (auto& v : s.vaults) v.audit = names.count(v.name) > 0;
+        return s;
+    }
+};
+
+TEST_F(Audit, WouldBeDropsPassUnderTheAuditGroup) {
+    expect(plain_syn("198.51.100.8", "203.0.113.10"), VW_AUDIT_NO_RULE, "strict");
+    expect(vxlan_syn(5003, "198.19.1.7", "203.0.113.10"), VW_AUDIT_NO_RULE, "strict");
+    expect(plain_syn("192.0.2.1", "203.0.113.13"), VW_AUDIT_PUBLIC_ACCESS_DISABLED, "closed");
+    // What passes anyway keeps its reason; other vaults still enforce.
+    expect(plain_syn("192.0.2.1", "203.0.113.10"), VW_PASS_IP_RULE, "strict", 0);
+    expect(vxlan_syn(5001, "198.19.2.7", "198.19.1.100"), VW_PASS_PRIVATE_ENDPOINT, "strict");
+    expect(plain_syn("198.51.100.8", "203.0.113.11"), VW_PASS_TRUSTED_CANDIDATE, "bypass");
+    // Global reasons are never audited: they belong to no vault's rules.
+    expect(plain_syn("192.0.2.1", "198.19.1.100"), VW_DROP_NOT_PRIVATE_LINK);
+    auto f = FrameSpec::tcp_flow({ip("198.51.100.8"), ip("203.0.113.10"), 1, 443});
+    f.fragment(true, 0);
+    expect(build(f), VW_DROP_FRAGMENT);
+}
+
+TEST_F(Audit, AuditedSynLeavesAnAdmissionTheGateCanTell) {
+    Flow f{ip("198.51.100.8"), ip("203.0.113.10"), 41010, 443};
+    expect(tcp_frame(f, tcp_flags::syn), VW_AUDIT_NO_RULE, "strict");
+    auto adm = admission(f);
+    ASSERT_TRUE(adm);
+    EXPECT_EQ(adm->reason, VW_AUDIT_NO_RULE);
+    EXPECT_EQ(adm->vault_id, vault_id("strict"));
+}
+
+TEST_F(Audit, ReloadFlipsEnforcementAtomicallyAndKeepsCounters) {
+    const auto frame = plain_syn("198.51.100.8", "203.0.113.10");
+    EXPECT_EQ(bpfmaps::run_main(*dp, frame), XDP_PASS);
+    install(sample_rules());  // enforce
+    expect(frame, VW_DROP_NO_RULE, "strict");
+    install(audited(sample_rules(), {"strict"}));
+    expect(frame, VW_AUDIT_NO_RULE, "strict");
+    auto c = counters();
+    EXPECT_EQ(c.get(VW_AUDIT_NO_RULE, vault_id("strict")).packets, 2u);
+    EXPECT_EQ(c.get(VW_DROP_NO_RULE, vault_id("strict")).packets, 1u);
+    EXPECT_EQ(report.generation, 3u);
 }
 
 class Reloads : public DatapathTest {};

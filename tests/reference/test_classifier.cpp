@@ -193,7 +193,7 @@ TEST(Reasons, NamesAndClasses) {
     const char* names[] = {"not_ipv4",         "unprotected",   "malformed", "untrusted_vtep",
                            "fragment",         "not_private_link", "private_endpoint", "ip_rule",
                            "vnet_rule",        "default_allow", "trusted_candidate", "no_rule",
-                           "public_access_disabled"};
+                           "public_access_disabled", "no_rule", "public_access_disabled"};
     for (int r = 0; r < VW_REASONS; ++r)
         EXPECT_STREQ(vaultwall::reason_name(static_cast<vw_reason>(r)), names[r]);
     EXPECT_TRUE(vaultwall::reason_is_global(VW_DROP_NOT_PRIVATE_LINK));
@@ -202,6 +202,14 @@ TEST(Reasons, NamesAndClasses) {
     EXPECT_FALSE(vaultwall::reason_is_pass(VW_DROP_NO_RULE));
     EXPECT_TRUE(vaultwall::reason_is_pass(VW_PASS_TRUSTED_CANDIDATE));
     EXPECT_FALSE(vaultwall::reason_is_pass(VW_DROP_PUBLIC_ACCESS_DISABLED));
+    // Audit reasons pass, and their verdict tells them from the drops.
+    EXPECT_TRUE(vaultwall::reason_is_pass(VW_AUDIT_NO_RULE));
+    EXPECT_STREQ(vaultwall::verdict_name(VW_AUDIT_NO_RULE), "audit");
+    EXPECT_STREQ(vaultwall::verdict_name(VW_DROP_NO_RULE), "drop");
+    EXPECT_STREQ(vaultwall::verdict_name(VW_PASS_IP_RULE), "pass");
+    EXPECT_EQ(vaultwall::reason_from_name("audit", "public_access_disabled"), VW_AUDIT_PUBLIC_ACCESS_DISABLED);
+    EXPECT_EQ(vaultwall::reason_from_name("drop", "no_rule"), VW_DROP_NO_RULE);
+    EXPECT_FALSE(vaultwall::reason_from_name("audit", "ip_rule"));
 }
 
 // ---------------------------------------------------------------- 1. Ethernet
@@ -414,6 +422,31 @@ TEST_F(ClassifierTest, VaultDecision) {
     // service-endpoint traffic (VXLAN) reaches public endpoints too
     expect(vxlan_frame("198.18.0.5", 5001, tcp_frame("198.19.1.7", "203.0.113.11", 443)),
            VW_PASS_DEFAULT_ALLOW, 1, -1, 5001);
+}
+
+// A vault in audit mode passes what it would drop, under the audit reason;
+// what it admits anyway, and the other vaults, are judged as before.
+TEST_F(ClassifierTest, AuditMode) {
+    rules::CompiledRuleSet set = set_;
+    set.vaults[0].audit = true;
+    set.vaults[3].audit = true;
+    Classifier c(set);
+    auto judge = [&](const Bytes& f) { return c.classify(f.data(), f.size()); };
+    auto v = judge(tcp_frame("198.51.100.1", "203.0.113.10", 443, SYN));
+    EXPECT_EQ(v.reason, VW_AUDIT_NO_RULE);
+    EXPECT_TRUE(v.pass);
+    EXPECT_EQ(v.vault, 0);
+    EXPECT_TRUE(v.admission);  // the gate must see it was audited
+    EXPECT_EQ(judge(tcp_frame("192.0.2.5", "203.0.113.13", 443)).reason, VW_AUDIT_PUBLIC_ACCESS_DISABLED);
+    EXPECT_EQ(judge(tcp_frame("192.0.2.5", "203.0.113.10", 443)).reason, VW_PASS_IP_RULE);
+    EXPECT_EQ(judge(tcp_frame("198.51.100.1", "203.0.113.12", 443)).reason, VW_PASS_TRUSTED_CANDIDATE);
+    EXPECT_EQ(judge(tcp_frame("198.51.100.1", "198.19.1.100", 443)).reason, VW_DROP_NOT_PRIVATE_LINK);
+    // The flow as the classifier read it, for explain and whatif.
+    EXPECT_TRUE(v.flow.ipv4);
+    EXPECT_EQ(v.flow.src, ip("198.51.100.1"));
+    EXPECT_EQ(v.flow.dst, ip("203.0.113.10"));
+    EXPECT_EQ(v.flow.dport, 443);
+    EXPECT_EQ(v.flow.proto, TCP);
 }
 
 // ---------------------------------------------------------------- 8. admissions

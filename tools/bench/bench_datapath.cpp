@@ -5,6 +5,7 @@
 //
 //   vaultwall-bench datapath [--sizes 10,1000,...] [--packets N] [--sweeps N] [--json]
 //   vaultwall-bench reload   [--sizes 1000,100000,...] [--json]
+//   vaultwall-bench events   [--packets N] [--sweeps N] [--json]
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "bpfmaps/datapath.hpp"
+#include "bpfmaps/drop_events.hpp"
 #include "bpfmaps/installer.hpp"
 #include "bpfmaps/prog_run.hpp"
 #include "packet/packet.hpp"
@@ -170,7 +172,100 @@ struct Bench {
         if (opts.retval == XDP_ABORTED) throw std::runtime_error("the driver aborted");
         return opts.duration;
     }
+
+    // The same, in runs of `chunk` with `between()` called after each (the
+    // kernel's mean per run is unaffected by it): the events benchmark drains
+    // the ring buffer there, so every event finds room as with a live reader.
+    template <class Between>
+    double ns_per_packet_chunked(int prog_fd, std::uint32_t runs, std::uint32_t chunk, Between between) {
+        std::uint32_t zero = 0;
+        if (bpf_map_update_elem(bpf_map__fd(skel->maps.bench_target), &zero, &prog_fd, BPF_ANY))
+            throw std::runtime_error("setting the program under test");
+        std::vector<std::uint32_t> cursor(libbpf_num_possible_cpus(), 0);
+        bpf_map_update_elem(bpf_map__fd(skel->maps.bench_cursor), &zero, cursor.data(), BPF_ANY);
+        double total = 0;
+        for (std::uint32_t done = 0; done < runs; done += chunk) {
+            LIBBPF_OPTS(bpf_test_run_opts, opts);
+            opts.data_in = frame.data();
+            opts.data_size_in = static_cast<std::uint32_t>(frame.size());
+            opts.repeat = std::min(chunk, runs - done);
+            if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_bench_driver), &opts))
+                throw std::runtime_error("BPF_PROG_TEST_RUN of the driver failed");
+            total += double(opts.duration) * opts.repeat;
+            between();
+        }
+        return total / runs;
+    }
 };
+
+// Denied-flow events (SPEC §9): the cost per dropped packet with events off
+// (drop_events_per_second: 0), at the limit (every drop sends an event: a rate
+// no run reaches) and past it (1000/s: all but the first thousand are
+// suppressed), against events off in the same run. Every packet of the
+// working set is a drop (no_rule), the case a flood makes.
+int cmd_events(std::size_t packets, int sweeps, bool as_json) {
+    std::mt19937_64 rng(11);
+    auto rules = make_rules(10000, 0, rng);
+    auto dp = bpfmaps::Datapath::open_and_load({.max_rules = 10000 + 1024});
+    bpfmaps::Installer installer(*dp);
+    installer.install(rules);
+    std::vector<packet::Flow> flows;
+    for (std::size_t i = 0; i < packets; ++i)  // 192.0.2.0/24 is in no rule
+        flows.push_back({0xC0000200u | std::uint32_t(i % 256), endpoint_addr(std::uint32_t(i % kVaults)),
+                         static_cast<std::uint16_t>(1024 + i % 60000), 443});
+    Bench base(flows, false, 16);
+    std::uint64_t events = 0;
+    bpfmaps::DropEventReader reader([&](std::size_t, const vw_drop_event&) { ++events; });
+    reader.add(*dp, 0);
+    auto drain = [&] { reader.consume(); };
+    // An event takes 88 bytes of ring (80 and a header): 5,000 fit the
+    // 512 KiB between drains.
+    constexpr std::uint32_t kChunk = 5000;
+    static_assert(kChunk * (sizeof(vw_drop_event) + 8) <= VW_DROP_EVENTS_RING_BYTES);
+    const auto runs = static_cast<std::uint32_t>(flows.size() * 2);
+    struct Mode {
+        const char* name;
+        std::uint32_t rate;
+        std::vector<double> ns;
+        std::uint64_t sent = 0, suppressed = 0, lost = 0;
+    };
+    std::vector<Mode> modes = {{"off", 0, {}}, {"at_limit", 0xffffffffu, {}}, {"past_limit", 1000, {}}};
+    std::vector<double> drop;
+    for (int s = 0; s < sweeps; ++s) {
+        drop.push_back(base.ns_per_packet_chunked(bpf_program__fd(base.skel->progs.xdp_drop_only), runs, kChunk, drain));
+        for (auto& m : modes) {
+            rules.drop_events_per_second = m.rate;
+            installer.install(rules);
+            auto before = bpfmaps::read_event_budget(*dp);
+            m.ns.push_back(base.ns_per_packet_chunked(dp->main_prog_fd(), runs, kChunk, drain));
+            auto after = bpfmaps::read_event_budget(*dp);
+            m.sent += after.sent - before.sent;
+            m.suppressed += after.suppressed - before.suppressed;
+            m.lost += after.lost - before.lost;
+        }
+    }
+    const double off = median(modes[0].ns);
+    json j = {{"packets", flows.size()}, {"runs_per_sweep", runs}, {"sweeps", sweeps},
+              {"xdp_drop_ns", median(drop)}, {"modes", json::array()}};
+    for (const auto& m : modes) {
+        j["modes"].push_back({{"mode", m.name},
+                              {"drop_events_per_second", m.rate},
+                              {"ns_per_packet", median(m.ns)},
+                              {"vs_off", median(m.ns) / off},
+                              {"events_sent", m.sent},
+                              {"events_suppressed", m.suppressed},
+                              {"events_lost", m.lost}});
+        if (!as_json)
+            std::printf("events %-10s (rate %10u/s): %6.1f ns per dropped packet, %.2fx events off; "
+                        "sent %llu, suppressed %llu, lost %llu\n",
+                        m.name, m.rate, median(m.ns), median(m.ns) / off, (unsigned long long)m.sent,
+                        (unsigned long long)m.suppressed, (unsigned long long)m.lost);
+    }
+    if (as_json) std::cout << j.dump(2) << "\n";
+    else std::printf("xdp_drop floor %.1f ns; events read by the benchmark: %llu\n", median(drop),
+                     (unsigned long long)events);
+    return 0;
+}
 
 json bench_datapath_size(std::size_t n, bool vxlan, std::size_t packets, int sweeps, std::mt19937_64& rng) {
     auto rules = make_rules(n, vxlan ? kVni : 0, rng);
@@ -314,6 +409,10 @@ int main(int argc, char** argv) {
     dpc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     dpc->add_option("--sweeps", sweeps, "sweeps over the working set (median reported)")->check(CLI::Range(1, 100));
     dpc->add_flag("--json", as_json, "JSON output");
+    auto* evc = app.add_subcommand("events", "datapath cost of denied-flow events: off, at the limit, past it");
+    evc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
+    evc->add_option("--sweeps", sweeps, "sweeps (median reported)")->check(CLI::Range(1, 100));
+    evc->add_flag("--json", as_json, "JSON output");
     auto* rlc = app.add_subcommand("reload", "time to compile and install rule sets, and a one-rule change");
     rlc->add_option("--sizes", sizes, "rule-set sizes")->delimiter(',')->default_str("1000,100000,1000000");
     rlc->add_flag("--json", as_json, "JSON output");
@@ -323,6 +422,7 @@ int main(int argc, char** argv) {
             if (sizes.empty()) sizes = {10, 1000, 10000, 100000, 1000000};
             return cmd_datapath(sizes, packets, sweeps, as_json);
         }
+        if (evc->parsed()) return cmd_events(packets, sweeps, as_json);
         if (sizes.empty()) sizes = {1000, 100000, 1000000};
         return cmd_reload(sizes, as_json);
     } catch (const std::exception& e) {

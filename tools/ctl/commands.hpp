@@ -6,8 +6,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "daemon/control.hpp"
 
 namespace vaultwall::ctl {
 
@@ -21,5 +24,23 @@ using Runner = std::function<std::optional<int>()>;
 Runner add_publish(CLI::App& app, const Globals& g);  // cmd_publish.cpp
 Runner add_fleet(CLI::App& app, const Globals& g);    // cmd_fleet.cpp
 Runner add_check(CLI::App& app, const Globals& g);    // cmd_check.cpp
+Runner add_drops(CLI::App& app, const Globals& g);   // cmd_drops.cpp
+Runner add_whatif(CLI::App& app, const Globals& g);  // cmd_whatif.cpp
+
+// `explain --frame HEX` / `--pcap FILE` (cmd_explain_frames.cpp): exit 4 on
+// any disagreement between the kernel and the reference.
+int explain_frames(const Globals& g, const std::vector<std::string>& hex_frames, const std::string& pcap,
+                   const std::string& dev, bool json);
+
+// "-" for null, a string as it is, anything else as JSON.
+std::string opt_str(const daemon::Json& j);
+
+// The daemon's request/answer; throws std::runtime_error with its error.
+daemon::Json ask(const std::string& socket, const daemon::Json& request);
+
+// The live kernel program's (and live reference's) answer for each frame, in
+// order, asked in batches that fit the control protocol's line limit.
+std::vector<daemon::Json> explain_live(const std::string& socket, const std::string& dev,
+                                       const std::vector<std::vector<std::uint8_t>>& frames);
 
 }  // namespace vaultwall::ctl

@@ -22,18 +22,14 @@
 
 using namespace vaultwall;
 using namespace vaultwall::daemon;
+using vaultwall::ctl::ask;
+using vaultwall::ctl::opt_str;
 
 namespace {
 
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-Json ask(const std::string& socket, const Json& req) {
-    Json r = control_request(socket, req);
-    if (!r.value("ok", false)) throw std::runtime_error(r.value("error", std::string("request failed")));
-    return r;
-}
 
 Counters counters_from_pins(const std::string& pin_root, const std::string& dev) {
     auto devs = pinned_interfaces(pin_root);
@@ -82,17 +78,17 @@ Counters counters_of(const Json& j) {
     auto leaf = [](const Json& l) { return bpfmaps::Count{l.value("packets", 0ull), l.value("bytes", 0ull)}; };
     for (const char* verdict : {"pass", "drop"})
         for (auto& [name, l] : j["global"][verdict].items())
-            if (auto r = reason_from_name(name)) c.global[*r] = leaf(l);
+            if (auto r = reason_from_name(verdict, name)) c.global[*r] = leaf(l);
     for (auto& [vault, v] : j["vaults"].items()) {
         auto& row = c.vaults[vault];
-        for (const char* verdict : {"pass", "drop"})
-            for (auto& [name, l] : v[verdict].items())
-                if (auto r = reason_from_name(name)) row[*r - VW_GLOBAL_REASONS] = leaf(l);
+        for (const char* verdict : {"pass", "drop", "audit"})
+            if (v.contains(verdict))
+                for (auto& [name, l] : v[verdict].items())
+                    if (auto r = reason_from_name(verdict, name)) row[*r - VW_GLOBAL_REASONS] = leaf(l);
     }
     return c;
 }
 
-std::string opt_str(const Json& j) { return j.is_null() ? "-" : j.is_string() ? j.get<std::string>() : dump_json(j); }
 
 }  // namespace
 
@@ -124,9 +120,13 @@ int main(int argc, char** argv) {
     std::uint32_t vni = 0;
     auto* explain = app.add_subcommand(
         "explain", "run the live kernel program on a synthesized packet (counters untouched) beside the reference model");
-    explain->add_option("--src", src, "source IPv4 address (inner source with --vni)")->required();
+    std::vector<std::string> frames;
+    std::string pcap;
+    explain->add_option("--frame", frames, "explain this frame instead (hex, from the Ethernet header on)");
+    explain->add_option("--pcap", pcap, "explain every frame of this capture (pcap/pcapng)")->check(CLI::ExistingFile);
+    explain->add_option("--src", src, "source IPv4 address (inner source with --vni)");
     explain->add_option("--vni", vni, "arrive through VXLAN with this VNI (0: plain)")->check(CLI::Range(0u, 0xffffffu));
-    explain->add_option("--dst", dst, "destination IPv4:PORT")->required();
+    explain->add_option("--dst", dst, "destination IPv4:PORT");
     explain->add_option("--proto", proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}))->capture_default_str();
     explain->add_option("--vtep", vtep, "outer VXLAN source (default: the first configured VTEP)");
     explain->add_option("--dev", dev, "interface whose maps to use (default: the first)");
@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
 
     const ctl::Globals globals{socket, pin_root};
     const std::vector<ctl::Runner> commands = {ctl::add_publish(app, globals), ctl::add_fleet(app, globals),
-                                                ctl::add_check(app, globals)};
+                                               ctl::add_check(app, globals), ctl::add_drops(app, globals),
+                                               ctl::add_whatif(app, globals)};
 
     try {
         app.parse(argc, argv);
@@ -223,6 +224,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (explain->parsed()) {
+            const bool synthesized = !src.empty() || !dst.empty();
+            if (!frames.empty() + !pcap.empty() + synthesized != 1 || (synthesized && (src.empty() || dst.empty()))) {
+                std::cerr << "vaultwallctl: explain needs --src and --dst, or --frame HEX, or --pcap FILE (see --help)\n";
+                return 2;
+            }
+            if (!synthesized) return ctl::explain_frames(globals, frames, pcap, dev, json);
             Json req = {{"cmd", "explain"}, {"src", src}, {"dst", dst}, {"proto", proto}, {"vni", vni}};
             if (!vtep.empty()) req["vtep"] = vtep;
             if (fragment) req["fragment"] = true;

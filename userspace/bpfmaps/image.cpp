@@ -77,6 +77,7 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
 
     SetImage& want = t.image;
     want.vxlan_port = set.vxlan_port;
+    want.drop_events_per_second = set.drop_events_per_second;
     for (const auto& p : set.vteps) want.vteps[{p.addr, p.len}] = true;
     for (std::size_t i = 0; i < set.vaults.size(); ++i) {
         const auto& v = set.vaults[i];
@@ -84,6 +85,7 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
         if (v.public_access_disabled) flags |= VW_VAULT_PUBLIC_DISABLED;
         if (v.default_allow) flags |= VW_VAULT_DEFAULT_ALLOW;
         if (v.bypass) flags |= VW_VAULT_BYPASS;
+        if (v.audit) flags |= VW_VAULT_AUDIT;
         want.vault_flags[t.vault_ids[i]] = flags;
     }
     // The first endpoint at an address wins (the compiler refuses duplicates).
@@ -184,7 +186,10 @@ std::map<std::uint32_t, std::string> read_vault_names(const MapBackend& maps) {
 SetImage read_set_image(const MapBackend& maps, std::uint32_t set) {
     SetImage out;
     vw_config cfg{};
-    if (maps.get(Map::config, set, cfg)) out.vxlan_port = cfg.vxlan_port;
+    if (maps.get(Map::config, set, cfg)) {
+        out.vxlan_port = cfg.vxlan_port;
+        out.drop_events_per_second = cfg.drop_events_per_second;
+    }
     for (std::uint32_t id = 1; id < VW_MAX_VAULTS; ++id) {
         std::uint32_t idx = set * VW_MAX_VAULTS + id;
         vw_vault v{};

@@ -58,6 +58,7 @@ using EndpointId = std::tuple<std::uint8_t, std::uint16_t, std::uint32_t, std::u
 // derived from `rules` when written (bpfmaps/stride_tables.hpp).
 struct SetImage {
     std::uint16_t vxlan_port = 0;
+    std::uint32_t drop_events_per_second = 0;
     std::map<std::uint32_t, std::uint32_t> vault_flags;              // vault id -> VW_VAULT_*
     std::map<std::pair<std::uint32_t, std::uint8_t>, bool> vteps;     // (addr host order, len)
     std::map<EndpointId, vw_endpoint> endpoints;

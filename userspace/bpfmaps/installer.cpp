@@ -130,6 +130,7 @@ void Installer::write_set(std::uint32_t set, const Translation& t) {
     write_strides(set, *want.rules, changed);
     vw_config cfg{};
     cfg.vxlan_port = want.vxlan_port;
+    cfg.drop_events_per_second = want.drop_events_per_second;
     cfg.installed = 1;
     maps_.put(Map::config, set, cfg, "writing the host config");
     have = want;

@@ -26,4 +26,6 @@
     X(vault_names, vw_vault_names, __u32, struct vw_vault_name, "vault id -> name (stable across reloads)") \
     X(admissions, vw_admissions, struct vw_flow_key, struct vw_admission, "SYN admission records (gate)")    \
     X(scopes, vw_scopes, struct vw_scope_key, struct vw_scope, "per set: rule scope -> stride root or trie") \
-    X(stride_blocks, vw_stride_blocks, __u32, struct vw_stride_block, "per set: stride-table blocks")
+    X(stride_blocks, vw_stride_blocks, __u32, struct vw_stride_block, "per set: stride-table blocks")      \
+    X(drop_events, vw_drop_events, __u32, __u32, "ring buffer of denied-flow events (struct vw_drop_event)")  \
+    X(event_budget, vw_event_budget, __u32, struct vw_event_budget, "per-CPU token bucket of the events")

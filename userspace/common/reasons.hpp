@@ -11,6 +11,8 @@
 namespace vaultwall {
 
 // "not_ipv4", "unprotected", ... ; "unknown" for values outside the enum.
+// An audit reason has the name of the drop it stands for: its verdict
+// (verdict_name) tells them apart.
 inline const char* reason_name(vw_reason r) {
     switch (r) {
         case VW_PASS_NOT_IPV4: return "not_ipv4";
@@ -26,19 +28,36 @@ inline const char* reason_name(vw_reason r) {
         case VW_PASS_TRUSTED_CANDIDATE: return "trusted_candidate";
         case VW_DROP_NO_RULE: return "no_rule";
         case VW_DROP_PUBLIC_ACCESS_DISABLED: return "public_access_disabled";
+        case VW_AUDIT_NO_RULE: return "no_rule";
+        case VW_AUDIT_PUBLIC_ACCESS_DISABLED: return "public_access_disabled";
         default: return "unknown";
     }
 }
 
-// The reason spelled `name`, if any.
+// XDP_PASS (true) or XDP_DROP (false).
+inline bool reason_is_pass(vw_reason r) { return vw_reason_passes(r) != 0; }
+
+// Passed only because its vault is in audit mode.
+inline bool reason_is_audit(vw_reason r) { return vw_reason_is_audit(r) != 0; }
+
+// "pass", "drop" or "audit" (SPEC §4 and §9 group names, Prometheus verdict).
+inline const char* verdict_name(vw_reason r) {
+    return reason_is_audit(r) ? "audit" : reason_is_pass(r) ? "pass" : "drop";
+}
+
+// The reason spelled `name` under `verdict`, if any.
+inline std::optional<vw_reason> reason_from_name(std::string_view verdict, std::string_view name) {
+    for (int r = 0; r < VW_REASONS; ++r)
+        if (name == reason_name(vw_reason(r)) && verdict == verdict_name(vw_reason(r))) return vw_reason(r);
+    return std::nullopt;
+}
+
+// The reason spelled `name`, if any; a drop before its audit twin.
 inline std::optional<vw_reason> reason_from_name(std::string_view name) {
     for (int r = 0; r < VW_REASONS; ++r)
         if (name == reason_name(vw_reason(r))) return vw_reason(r);
     return std::nullopt;
 }
-
-// XDP_PASS (true) or XDP_DROP (false).
-inline bool reason_is_pass(vw_reason r) { return vw_reason_passes(r) != 0; }
 
 // Counted globally (true) or per vault (false).
 inline bool reason_is_global(vw_reason r) { return r < VW_GLOBAL_REASONS; }

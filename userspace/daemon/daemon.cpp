@@ -10,6 +10,8 @@
 
 #include "bpfmaps/counters.hpp"
 #include "bpfmaps/prog_run.hpp"
+#include "daemon/drops.hpp"
+#include "daemon/explain_frames.hpp"
 #include "daemon/metrics.hpp"
 #include "packet/packet.hpp"
 #include "common/reasons.hpp"
@@ -81,6 +83,7 @@ void Daemon::start() {
     }
     {
         std::lock_guard lk(mu_);
+        drops_ = std::make_unique<DropMonitor>();
         rescan_locked();
         if (ifaces_.empty())
             spdlog::warn("no interface has vaultwall attached under {}: rules are compiled but "
@@ -88,6 +91,7 @@ void Daemon::start() {
                          opts_.pin_root);
         Json r = reload_locked(ReloadSource{config_path_, opts_.config_files}, "startup", {});
         if (!r.value("ok", false)) throw std::runtime_error(r.value("error", std::string("reload failed")));
+        drops_->start();
     }
     if (opts_.serve_socket) {
         control_ = std::make_unique<ControlServer>(
@@ -110,6 +114,7 @@ void Daemon::stop() {
         metrics_->stop();
         metrics_.reset();
     }
+    if (drops_) drops_->stop();
     if (gate_) {
         gate_->stop();
         gate_.reset();
@@ -119,7 +124,7 @@ void Daemon::stop() {
 void Daemon::rescan_locked() {
     auto devs = pinned_interfaces(opts_.pin_root);
     // Forget interfaces detached (or re-attached with new maps) since.
-    std::erase_if(ifaces_, [&](const Iface& i) {
+    std::size_t changed = std::erase_if(ifaces_, [&](const Iface& i) {
         bool keep = std::find(devs.begin(), devs.end(), i.dev) != devs.end() &&
                     pinned_prog_id(i.pin_dir + "/" + bpfmaps::kMainProgPin) == i.prog_id;
         if (!keep) spdlog::info("interface {}: pins gone or replaced, no longer managed", i.dev);
@@ -151,8 +156,10 @@ void Daemon::rescan_locked() {
             }
         }
         ifaces_.push_back(std::move(i));
+        ++changed;
     }
     std::sort(ifaces_.begin(), ifaces_.end(), [](const Iface& a, const Iface& b) { return a.dev < b.dev; });
+    if (changed) update_drop_sources_locked();
 }
 
 void Daemon::rescan() {
@@ -416,6 +423,7 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
         set_ = std::move(set);
         reference_ = std::move(reference);
         apply_side_services_locked(*file_);
+        update_drop_sources_locked();  // vault names may have changed
         ++reloads_ok_;
         last_reload_ms_ = took;
         last_reload_ok_unix_ = std::chrono::duration_cast<std::chrono::seconds>(
@@ -584,39 +592,12 @@ Json Daemon::explain(const Json& req) {
         frame = explain_vxlan(frame, vtep, vni, set_->vxlan_port);
     }
 
-    auto k = bpfmaps::run_explain(*i->dp, frame);
-
-    std::map<std::uint32_t, bpfmaps::LiveRule> by_id;
-    for (const auto& r : i->inst->live_rules()) by_id[r.rule_id] = r;
-    const auto kreason = static_cast<vw_reason>(k.reason);
-    Json kvault = nullptr, krule = nullptr, rrule = nullptr, rvault = nullptr;
-    if (k.vault_id)
-        if (auto n = i->inst->vault_name(k.vault_id)) kvault = *n;
-    if (k.rule_id) {
-        auto it = by_id.find(k.rule_id);
-        krule = it == by_id.end() ? Json("#" + std::to_string(k.rule_id))
-                                  : Json(rules::Ipv4Prefix{it->second.addr, it->second.len}.str());
-    }
-    const char* kverdict = k.action == 2 /* XDP_PASS */ ? "pass" : "drop";
-    auto rv = reference_->classify(frame.data(), frame.size());
-    if (rv.rule >= 0) rrule = set_->rules[static_cast<std::size_t>(rv.rule)].prefix.str();
-    if (rv.vault >= 0) rvault = set_->vaults[static_cast<std::size_t>(rv.vault)].name;
-    const char* rverdict = rv.pass ? "pass" : "drop";
-    const bool agree =
-        std::string(kverdict) == rverdict && kreason == rv.reason && kvault == rvault && krule == rrule;
-    const Json ref = {{"verdict", rverdict}, {"reason", reason_name(rv.reason)}, {"rule", rrule}};
-    Json ex = {{"verdict", kverdict},
-               {"reason", reason_name(kreason)},
-               {"vault", kvault},
-               {"rule", krule},
-               {"vni", k.vni},
-               {"reference", ref},
-               {"agree", agree},
-               {"generation", k.generation},
-               {"dev", i->dev}};
-    if (!agree)
-        spdlog::warn("explain: kernel and reference disagree for src {} vni {} dst {} {}: kernel {} vs {}",
-                     rules::format_ipv4(*src), vni, dst_s, proto, reason_name(kreason), dump_json(ref));
+    Json ex = LiveExplainer(*i->dp, *i->inst, *set_, *reference_).explain(frame);
+    ex.erase("flow");
+    ex["dev"] = i->dev;
+    if (!ex["agree"].get<bool>())
+        spdlog::warn("explain: kernel and reference disagree for src {} vni {} dst {} {}: {}",
+                     rules::format_ipv4(*src), vni, dst_s, proto, dump_json(ex));
     return {{"ok", true}, {"explain", ex}};
 }
 
@@ -664,6 +645,7 @@ std::string Daemon::metrics_text() {
     os << "# HELP vaultwall_last_reload_duration_seconds Duration of the last successful reload.\n"
        << "# TYPE vaultwall_last_reload_duration_seconds gauge\n"
        << "vaultwall_last_reload_duration_seconds " << last_reload_ms_ / 1000.0 << "\n";
+    os << drop_metrics_locked();
     os << "# HELP vaultwall_last_reload_success_timestamp_seconds Unix time of the last successful reload.\n"
        << "# TYPE vaultwall_last_reload_success_timestamp_seconds gauge\n"
        << "vaultwall_last_reload_success_timestamp_seconds " << last_reload_ok_unix_ << "\n";
@@ -692,11 +674,12 @@ Json Daemon::handle(const Json& req, const Peer& peer, const Progress& progress)
     if (cmd == "stats") return stats(str("dev"));
     if (cmd == "rules") return rules(str("vault"), str("dev"));
     if (cmd == "status") return status();
-    if (cmd == "explain") return explain(req);
+    if (cmd == "explain") return req.contains("frames") ? explain_frames(req) : explain(req);
+    if (cmd == "drops") return drops(req);
     if (cmd == "ping") return {{"ok", true}};
     return {{"ok", false},
             {"error", cmd.empty() ? "no \"cmd\" in the request"
-                                  : "unknown command \"" + cmd + "\" (reload, stats, rules, status, explain)"}};
+                                  : "unknown command \"" + cmd + "\" (reload, stats, rules, status, explain, drops)"}};
 }
 
 }  // namespace vaultwall::daemon

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bpfmaps/datapath.hpp"
+#include "bpfmaps/drop_events.hpp"
 #include "bpfmaps/installer.hpp"
 #include "packet/packet.hpp"
 #include "daemon/attach.hpp"
@@ -37,6 +38,7 @@ class FileSource;
 namespace vaultwall::daemon {
 
 class MetricsServer;
+class DropMonitor;
 
 // The L7 gate as the daemon sees it: started, reconfigured and stopped with
 // the rule file. make_gate_host() returns the real gate when the build has it.
@@ -124,6 +126,10 @@ public:
     Json rules(const std::string& vault = {}, const std::string& dev = {});
     Json status();
     Json explain(const Json& request);
+    // `explain --frame/--pcap`: {"frames":[HEX...]} (explain_frames.cpp).
+    Json explain_frames(const Json& request);
+    // Denied-flow events: history, filters, --top (drops.cpp).
+    Json drops(const Json& request);
     std::string metrics_text();
     // Adopts interfaces attached since (installing the live rules into them)
     // and forgets detached ones. The daemon calls this every few seconds.
@@ -148,6 +154,10 @@ private:
     void fault_point(const char* step, const std::string& dev);
     void apply_side_services_locked(const rules::RuleFile& file);
     Counters counters_locked(const std::string& dev);
+    // drops.cpp
+    void update_drop_sources_locked();
+    bpfmaps::EventBudget event_budget_locked();
+    std::string drop_metrics_locked();
 
     DaemonOptions opts_;
     std::mutex mu_;
@@ -159,6 +169,7 @@ private:
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<MetricsServer> metrics_;
     std::unique_ptr<GateHost> gate_;
+    std::unique_ptr<DropMonitor> drops_;
     std::string gate_error_;
 
     std::chrono::system_clock::time_point started_;

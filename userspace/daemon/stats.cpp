@@ -65,8 +65,6 @@ void collect_counters(const bpfmaps::Datapath& dp,
     for (const auto& [id, n] : names) into.vaults[n];  // vaults without traffic show zeros
 }
 
-const char* verdict_name(vw_reason r) { return reason_is_pass(r) ? "pass" : "drop"; }
-
 namespace {
 Json leaf(const Count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
 
@@ -77,6 +75,7 @@ const vw_reason kGlobalDrop[] = {VW_DROP_MALFORMED, VW_DROP_UNTRUSTED_VTEP, VW_D
 const vw_reason kVaultPass[] = {VW_PASS_PRIVATE_ENDPOINT, VW_PASS_IP_RULE, VW_PASS_VNET_RULE,
                                 VW_PASS_DEFAULT_ALLOW, VW_PASS_TRUSTED_CANDIDATE};
 const vw_reason kVaultDrop[] = {VW_DROP_NO_RULE, VW_DROP_PUBLIC_ACCESS_DISABLED};
+const vw_reason kVaultAudit[] = {VW_AUDIT_NO_RULE, VW_AUDIT_PUBLIC_ACCESS_DISABLED};
 }  // namespace
 
 Json stats_json(const Counters& c) {
@@ -86,9 +85,10 @@ Json stats_json(const Counters& c) {
     for (auto r : kGlobalDrop) global["drop"][reason_name(r)] = leaf(c.get(r));
     Json vaults = Json::object();
     for (const auto& [name, row] : c.vaults) {
-        Json v = {{"pass", Json::object()}, {"drop", Json::object()}};
+        Json v = {{"pass", Json::object()}, {"drop", Json::object()}, {"audit", Json::object()}};
         for (auto r : kVaultPass) v["pass"][reason_name(r)] = leaf(c.get(r, name));
         for (auto r : kVaultDrop) v["drop"][reason_name(r)] = leaf(c.get(r, name));
+        for (auto r : kVaultAudit) v["audit"][reason_name(r)] = leaf(c.get(r, name));
         vaults[name] = std::move(v);
     }
     return Json{{"generation", c.generation}, {"global", global}, {"vaults", vaults}};
@@ -113,12 +113,21 @@ std::string stats_table(const Counters& c) {
     for (const auto& [name, v] : c.vaults) {
         for (auto r : kVaultPass) row(name, r, c.get(r, name));
         for (auto r : kVaultDrop) row(name, r, c.get(r, name));
+        for (auto r : kVaultAudit) row(name, r, c.get(r, name));
     }
     auto p = c.total(true), d = c.total(false);
     std::snprintf(line, sizeof(line), "\ntotal pass %llu packets (%llu bytes), drop %llu packets (%llu bytes)\n",
                   static_cast<unsigned long long>(p.packets), static_cast<unsigned long long>(p.bytes),
                   static_cast<unsigned long long>(d.packets), static_cast<unsigned long long>(d.bytes));
     os << line;
+    std::uint64_t audited = 0;
+    for (const auto& [name, v] : c.vaults)
+        for (auto r : kVaultAudit) audited += c.get(r, name).packets;
+    if (audited) {
+        std::snprintf(line, sizeof(line), "of the passed, %llu packets only because their vault is in audit mode\n",
+                      static_cast<unsigned long long>(audited));
+        os << line;
+    }
     return os.str();
 }
 

@@ -41,13 +41,12 @@ struct Counters {
 void collect_counters(const bpfmaps::Datapath& dp,
                       const std::map<std::uint32_t, std::string>& names, Counters& into);
 
-// SPEC §4, exactly: {"generation", "global": {...}, "vaults": {...}}.
+// SPEC §4, exactly: {"generation", "global": {...}, "vaults": {...}}; each
+// vault also has the `audit` group of SPEC §9.
 Json stats_json(const Counters& c);
 // A readable table of the same figures.
 std::string stats_table(const Counters& c);
 
-const char* verdict_name(vw_reason r);  // "pass" / "drop"
-// Reason from its SPEC §4 name, or nullopt.
 
 // Rules as listed by `vaultwallctl rules`.
 struct RuleRow {

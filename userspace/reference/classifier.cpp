@@ -157,6 +157,7 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
     // 2. IPv4
     Ipv4 outer;
     if (!parse_ipv4(f, off, len, outer)) return done(VW_DROP_MALFORMED);
+    v.flow = {true, outer.src, outer.dst, outer.proto, 0, 0, false};
 
     // 3. Fragments of the outer datagram
     if (outer.fragment) {
@@ -172,6 +173,8 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
     // 4. Layer 4
     L4 l4;
     if (!parse_l4(f, outer, l4)) return done(VW_DROP_MALFORMED);
+    v.flow.sport = l4.sport;
+    v.flow.dport = l4.dport;
 
     // 5. VXLAN
     Ipv4 flow = outer;
@@ -192,10 +195,13 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
         }
         Ipv4 inner;
         if (!parse_ipv4(f, inner_off, outer.end, inner)) return done(VW_DROP_MALFORMED);
+        v.flow = {true, inner.src, inner.dst, inner.proto, 0, 0, true};
         if (inner.fragment)
             return done(endpoint_addrs_.count(inner.dst) ? VW_DROP_FRAGMENT : VW_PASS_UNPROTECTED);
         l4 = L4{};
         if (!parse_l4(f, inner, l4)) return done(VW_DROP_MALFORMED);
+        v.flow.sport = l4.sport;
+        v.flow.dport = l4.dport;
         flow = inner;
     }
 
@@ -239,6 +245,8 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
             reason = VW_DROP_NO_RULE;
         }
     }
+    // Audit mode passes what the vault would drop, under the audit reason.
+    if (vault.audit) reason = static_cast<vw_reason>(vw_reason_audited(reason));
     done(reason);
 
     // 8. Admission record: TCP SYN without ACK that passes with a vault reason.

@@ -15,6 +15,16 @@
 
 namespace vaultwall::reference {
 
+// What the classifier read of the flow, for showing a packet (explain,
+// whatif): the inner flow once VXLAN is decapsulated. Host byte order.
+struct FlowFacts {
+    bool ipv4 = false;        // an IPv4 header was read (addresses valid)
+    std::uint32_t src = 0, dst = 0;
+    std::uint8_t proto = 0;
+    std::uint16_t sport = 0, dport = 0;  // TCP/UDP only
+    bool vxlan = false;
+};
+
 struct Verdict {
     bool pass;
     vw_reason reason;
@@ -22,6 +32,7 @@ struct Verdict {
     int rule = -1;   // index into set.rules; -1 when no rule admitted it
     std::uint32_t vni = 0;   // VNI of the VXLAN header once it was read, else 0
     bool admission = false;  // SYN admission recorded (datapath.md step 8)
+    FlowFacts flow;
 };
 
 class Classifier {

@@ -18,6 +18,7 @@ struct CompiledVault {
     bool public_access_disabled = false;
     bool default_allow = false;
     bool bypass = false;  // bypass: azure_services
+    bool audit = false;   // enforcement: audit (pass what would drop, SPEC §9)
 };
 
 struct CompiledEndpoint {
@@ -40,6 +41,7 @@ struct CompiledRule {
 
 struct CompiledRuleSet {
     std::uint16_t vxlan_port = 4789;
+    std::uint32_t drop_events_per_second = 1000;  // per CPU; 0: no denied-flow events
     std::vector<Ipv4Prefix> vteps;
     std::vector<CompiledVault> vaults;
     std::vector<CompiledEndpoint> endpoints;
