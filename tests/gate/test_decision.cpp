@@ -294,3 +294,55 @@ TEST_F(DecisionTest, InvalidUtf8InConfigIsReplacedInTheBody) {
     v.name = "bad\xff";
     EXPECT_NO_THROW(json::parse(run(adm(VW_PASS_IP_RULE), "DELETE", "/secrets/db", bearer(base_claims())).body()));
 }
+
+// SPEC §9 audit mode: what only the network checks would refuse is allowed
+// with decision `audit` and the reason it would have been refused for;
+// token and permission checks refuse as ever.
+TEST_F(DecisionTest, AuditModeForwardsWhatOnlyTheNetworkWouldRefuse) {
+    v.enforcement = rules::Enforcement::audit;
+    // The datapath passed the SYN only because of audit mode.
+    auto d = run(adm(VW_AUDIT_NO_RULE, kClientOut), "GET", "/secrets/db", bearer(base_claims()), kClientOut);
+    EXPECT_TRUE(d.allow);
+    EXPECT_TRUE(d.audit);
+    EXPECT_EQ(d.reason, "no_rule");
+    // No record at all, and the user-space fallback refuses the address.
+    d = run(no_record(kClientOut), "GET", "/secrets/db", bearer(base_claims()), kClientOut);
+    EXPECT_TRUE(d.allow);
+    EXPECT_TRUE(d.audit);
+    EXPECT_EQ(d.reason, "no_rule");
+    // A trusted-service candidate that is not one.
+    d = run(adm(VW_PASS_TRUSTED_CANDIDATE, kClientOut), "GET", "/secrets/db", bearer(base_claims()), kClientOut);
+    EXPECT_TRUE(d.allow);
+    EXPECT_TRUE(d.audit);
+    EXPECT_EQ(d.reason, "not_trusted_service");
+    // What passes anyway is a plain allow.
+    d = run(adm(VW_PASS_IP_RULE), "GET", "/secrets/db", bearer(base_claims()));
+    EXPECT_TRUE(d.allow);
+    EXPECT_FALSE(d.audit);
+    EXPECT_EQ(d.reason, "ip_rule");
+}
+
+TEST_F(DecisionTest, AuditModeNeverWaivesTokenOrPermission) {
+    v.enforcement = rules::Enforcement::audit;
+    auto d = run(adm(VW_AUDIT_NO_RULE, kClientOut), "GET", "/secrets/db", std::nullopt, kClientOut);
+    EXPECT_FALSE(d.allow);
+    EXPECT_EQ(d.status, 401u);
+    d = run(adm(VW_AUDIT_NO_RULE, kClientOut), "GET", "/secrets/db", std::string("Bearer not.a.jwt"), kClientOut);
+    EXPECT_EQ(d.status, 401u);
+    auto claims = base_claims();
+    claims["oid"] = "6b0c8d8e-0000-4000-8000-0000000000ff";  // no access policy
+    d = run(adm(VW_AUDIT_NO_RULE, kClientOut), "GET", "/secrets/db", bearer(claims), kClientOut);
+    EXPECT_FALSE(d.allow);
+    EXPECT_EQ(d.status, 403u);
+    EXPECT_EQ(d.inner_code, "ForbiddenByPolicy");
+}
+
+TEST_F(DecisionTest, AuditedAdmissionIsRefusedOnceTheVaultEnforces) {
+    // The SYN came while the vault audited; the reload to enforce came since.
+    auto d = run(adm(VW_AUDIT_NO_RULE, kClientOut), "GET", "/secrets/db", bearer(base_claims()), kClientOut);
+    EXPECT_FALSE(d.allow);
+    EXPECT_EQ(d.inner_code, "ForbiddenByFirewall");
+    d = run(adm(VW_AUDIT_PUBLIC_ACCESS_DISABLED, kClientOut), "GET", "/secrets/db", bearer(base_claims()), kClientOut);
+    EXPECT_FALSE(d.allow);
+    EXPECT_EQ(d.inner_code, "ForbiddenByConnection");
+}

@@ -474,6 +474,13 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
 
 
 void Daemon::apply_side_services_locked(const rules::RuleFile& file) {
+    if (drops_) {
+        try {
+            drops_->set_log(file.drop_log.value_or(""));  // opened again: logrotate + SIGHUP
+        } catch (const std::exception& e) {
+            spdlog::error("{} (denied-flow events are still kept in memory)", e.what());
+        }
+    }
     const std::string want = file.metrics.value_or("");
     if (metrics_ && metrics_->listen() != want) {
         metrics_->stop();

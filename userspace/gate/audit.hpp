@@ -28,7 +28,7 @@ struct AuditRecord {
     std::string_view vault;
     std::string_view operation;
     std::string_view caller;
-    std::string_view decision;   // "allow" | "deny"
+    std::string_view decision;   // "allow" | "deny" | "audit" (allowed only by audit mode, SPEC §9)
     std::string_view reason;
     unsigned status = 0;
     std::string_view method, path;

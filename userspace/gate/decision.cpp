@@ -117,13 +117,27 @@ Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admis
         d.target = op->target;
     }
 
-    // 1. Admission (fail closed).
-    if (!admission.admitted) {
-        if (admission.reason == VW_DROP_PUBLIC_ACCESS_DISABLED)
+    // Audit mode (SPEC §9): what only the network checks (1 and 3) would
+    // refuse goes on, remembered here, and is allowed with decision `audit`;
+    // the token and permission checks (2 and 4) refuse as ever.
+    const bool audit_mode = vault.enforcement == rules::Enforcement::audit;
+    std::string audited;
+
+    // 1. Admission (fail closed). A datapath record with an audit reason was
+    // admitted only because the vault was in audit mode when the SYN came.
+    const bool audited_admission = reason_is_audit(vw_reason(admission.reason));
+    if (!admission.admitted || audited_admission) {
+        const bool no_public = admission.reason == VW_DROP_PUBLIC_ACCESS_DISABLED ||
+                               admission.reason == VW_AUDIT_PUBLIC_ACCESS_DISABLED;
+        if (audit_mode) {
+            audited = reason_name(vw_reason(admission.reason));
+        } else if (no_public) {
             return deny(d, 403, "Forbidden", "ForbiddenByConnection", reason_name(vw_reason(admission.reason)),
                         connection_message(vault, d.caller));
-        return deny(d, 403, "Forbidden", "ForbiddenByFirewall", reason_name(vw_reason(admission.reason)),
-                    firewall_message(vault, req.client, d.caller));
+        } else {
+            return deny(d, 403, "Forbidden", "ForbiddenByFirewall", reason_name(vw_reason(admission.reason)),
+                        firewall_message(vault, req.client, d.caller));
+        }
     }
 
     // 2. Authentication.
@@ -148,14 +162,16 @@ Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admis
     std::string allow_reason = reason_name(vw_reason(admission.reason));
     if (admission.reason == VW_PASS_TRUSTED_CANDIDATE) {
         auto t = check_trusted(ctx.catalog, *claims, vault.subscription_id, op->name);
-        if (!t.trusted) {
-            if (!vault.public_network_access)
-                return deny(d, 403, "Forbidden", "ForbiddenByConnection", "not_trusted_service",
-                            connection_message(vault, d.caller));
+        if (t.trusted)
+            allow_reason = "trusted_service:" + t.service->id;
+        else if (audit_mode)
+            audited = "not_trusted_service";
+        else if (!vault.public_network_access)
+            return deny(d, 403, "Forbidden", "ForbiddenByConnection", "not_trusted_service",
+                        connection_message(vault, d.caller));
+        else
             return deny(d, 403, "Forbidden", "ForbiddenByFirewall", "not_trusted_service",
                         firewall_message(vault, req.client, d.caller));
-        }
-        allow_reason = "trusted_service:" + t.service->id;
     }
 
     // 4. Permission.
@@ -169,7 +185,8 @@ Decision decide(const DecisionContext& ctx, const RequestFacts& req, const Admis
     }
     d.allow = true;
     d.status = 200;
-    d.reason = allow_reason;
+    d.reason = audited.empty() ? allow_reason : audited;
+    d.audit = !audited.empty();
     return d;
 }
 

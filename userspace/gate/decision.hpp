@@ -33,6 +33,7 @@ struct DecisionContext {
 
 struct Decision {
     bool allow = false;
+    bool audit = false;               // allowed only because the vault is in audit mode (decision "audit")
     unsigned status = 200;            // 200: forward; else the status to answer with
     std::string code;                 // outer error code ("Unauthorized", "Forbidden", "BadParameter")
     std::string inner_code;           // "ForbiddenByFirewall", ...; "" when none

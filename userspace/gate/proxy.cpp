@@ -242,7 +242,7 @@ private:
         }
         a.operation = d.operation;
         a.caller = d.caller;
-        a.decision = d.allow ? "allow" : "deny";
+        a.decision = !d.allow ? "deny" : d.audit ? "audit" : "allow";
         a.reason = reason;
         a.status = status;
         a.method = std::string_view(method_.data(), method_.size());

@@ -20,6 +20,7 @@ std::vector<Ipv4Prefix> unique_sorted(std::vector<Ipv4Prefix> v) {
 CompiledRuleSet compile(const RuleFile& file) {
     CompiledRuleSet out;
     out.vxlan_port = file.host.vxlan_port;
+    out.drop_events_per_second = file.host.drop_events_per_second;
     out.vteps = unique_sorted(file.host.vteps);
 
     for (std::uint32_t vi = 0; vi < file.vaults.size(); ++vi) {
@@ -29,6 +30,7 @@ CompiledRuleSet compile(const RuleFile& file) {
             !v.public_network_access,
             v.default_action == DefaultAction::allow,
             v.bypass == Bypass::azure_services,
+            v.enforcement == Enforcement::audit,
         });
         for (const auto& e : v.endpoints)
             out.endpoints.push_back({vi, 0, e.addr, e.port, e.proto, false});
