@@ -23,7 +23,9 @@ KernelMaps::KernelMaps(const Datapath& dp) : dp_(dp) {
         __u32 len = sizeof(info);
         if (bpf_obj_get_info_by_fd(dp_.map_fd(m.map), &info, &len) != 0)
             throw_errno(std::string("reading the shape of ") + m.name);
-        if (info.key_size != m.key_size || info.value_size != m.value_size)
+        // A ring buffer has neither key nor value (its records are read with libbpf's ring_buffer).
+        const bool keyed = info.type != BPF_MAP_TYPE_RINGBUF;
+        if (keyed && (info.key_size != m.key_size || info.value_size != m.value_size))
             throw std::runtime_error(std::string(m.name) + " has key/value sizes " + std::to_string(info.key_size) +
                                      "/" + std::to_string(info.value_size) + ", this build expects " +
                                      std::to_string(m.key_size) + "/" + std::to_string(m.value_size) +
