@@ -57,10 +57,14 @@ s=[socket.socket() for _ in range(2)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(*[x.getsockname()[1] for x in s])')
 URL=http://127.0.0.1:$CPORT
-etcd --name bench --data-dir "$W/etcd" --listen-client-urls "$URL" --advertise-client-urls "$URL" \
+# The daemons run in their own namespaces: they reach etcd on a local socket
+# (etcd creates it in its working directory as localhost:PORT).
+SOCK_URL=unix://$W/localhost:$CPORT
+(cd "$W" && exec etcd --name bench --data-dir "$W/etcd" --listen-client-urls "$URL,unix://localhost:$CPORT" \
+  --advertise-client-urls "$URL" \
   --listen-peer-urls "http://127.0.0.1:$PPORT" --initial-advertise-peer-urls "http://127.0.0.1:$PPORT" \
   --initial-cluster "bench=http://127.0.0.1:$PPORT" --max-request-bytes 8388608 \
-  --logger zap --log-level warn >"$W/etcd.log" 2>&1 &
+  --logger zap --log-level warn >"$W/etcd.log" 2>&1) &
 ETCD_PID=$!
 for _ in $(seq 50); do ETCDCTL_API=3 etcdctl --endpoints "$URL" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -78,7 +82,7 @@ for i in $(seq 1 "$HOSTS"); do
   ip -n "$P$i" link set b up
   nsenter --net="/run/netns/$P$i" "$BIN/vaultwall-loader" attach --dev a --mode native \
     --pin-dir "/sys/fs/bpf/$P/h$i" --max-rules 131072 --lookup-blocks 2048 >/dev/null
-  nsenter --net="/run/netns/$P$i" "$BIN/vaultwalld" --etcd "$URL" --ruleset bench --host-id "h$i" \
+  nsenter --net="/run/netns/$P$i" "$BIN/vaultwalld" --etcd "$SOCK_URL" --ruleset bench --host-id "h$i" \
     --pin-dir "/sys/fs/bpf/$P/h$i" --socket "$W/h$i.sock" --state-dir "$W/state/h$i" \
     --ruleset-dir "$W/rules" --no-gate --log-level warn >"$W/h$i.log" 2>&1 &
   DAEMON_PIDS+=($!)
