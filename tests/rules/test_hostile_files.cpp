@@ -10,6 +10,8 @@
 #include <future>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "rules/names.hpp"
 #include "rules/parser.hpp"
 #include "rules/source.hpp"
@@ -68,6 +70,19 @@ TEST(HostileFiles, NonUtf8ByteIsAPositionedError) {
     auto rf = parse_rule_text("version: 1\nvaults:\n" + vault("v1", "    location: München 東京 🔑\n"),
                               "h.yaml", "/");
     EXPECT_EQ(rf.vaults.at(0).location, "München 東京 🔑");
+}
+
+// Found by fuzz_rules: yaml-cpp's own message quoted a lone byte of a UTF-8
+// character (or what it decoded from a file it took for UTF-32), so the
+// diagnostic was not UTF-8 although the file was.
+TEST(HostileFiles, YamlSyntaxErrorsArePrintable) {
+    for (std::string text : {std::string("version: 1\nvaults:\n  - name: \"a\\\xc3\xa9\"\n"),
+                             std::string("v\0\0\0\0\0\0\0\x01-\n[amelosed\n", 21)}) {
+        auto d = errors_of(text);
+        ASSERT_EQ(d.size(), 1u);
+        EXPECT_NE(d[0].message.find("YAML syntax error"), std::string::npos) << d[0].str();
+        EXPECT_NO_THROW((void)nlohmann::json(d[0].str()).dump()) << d[0].str();
+    }
 }
 
 TEST(HostileFiles, NonUtf8InTheCatalogAndInAListFile) {

@@ -76,6 +76,18 @@ no_rule_drops() {
 }
 tx_packets() { ns mallory cat /sys/class/net/eth0/statistics/tx_packets; }
 
+# Until the sender's counter stands still for half a second: trafgen's
+# workers and TX ring drain after the signal, and must not spill into the
+# next phase.
+settle() {
+  local a b i
+  for i in $(seq 20); do
+    a=$(tx_packets); sleep 0.5; b=$(tx_packets)
+    [ "$a" = "$b" ] && return 0
+  done
+  die "the flood did not stop"
+}
+
 RESULTS=()
 phase() {  # phase NAME FLOOD(0|1)
   local name=$1 flood=$2 tx0 tx1 d0 d1 t0 t1 out
@@ -93,6 +105,7 @@ phase() {  # phase NAME FLOOD(0|1)
     kill "$FLOOD_PID" 2>/dev/null || true
     wait "$FLOOD_PID" 2>/dev/null || true
     FLOOD_PID=""
+    settle
   fi
   t1=$(date +%s%N); tx1=$(tx_packets); d1=$(no_rule_drops 2>/dev/null || echo 0)
   local sent=$((tx1 - tx0)) secs
