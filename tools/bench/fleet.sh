@@ -77,10 +77,10 @@ echo "fleet.sh: starting $HOSTS hosts (netns + veth + XDP + vaultwalld) at $(dat
 t0=$(date +%s)
 for i in $(seq 1 "$HOSTS"); do
   ip netns add "$P$i"
-  ip -n "$P$i" link add a type veth peer name b
-  ip -n "$P$i" link set a up
-  ip -n "$P$i" link set b up
-  nsenter --net="/run/netns/$P$i" "$BIN/vaultwall-loader" attach --dev a --mode native \
+  ip -n "$P$i" link add eth0 type veth peer name peer0
+  ip -n "$P$i" link set eth0 up
+  ip -n "$P$i" link set peer0 up
+  nsenter --net="/run/netns/$P$i" "$BIN/vaultwall-loader" attach --dev eth0 --mode native \
     --pin-dir "/sys/fs/bpf/$P/h$i" --max-rules 131072 --lookup-blocks 2048 >/dev/null
   nsenter --net="/run/netns/$P$i" "$BIN/vaultwalld" --etcd "$SOCK_URL" --ruleset bench --host-id "h$i" \
     --pin-dir "/sys/fs/bpf/$P/h$i" --socket "$W/h$i.sock" --state-dir "$W/state/h$i" \
