@@ -10,6 +10,8 @@ PACKAGES=(
   libbpf-dev libxdp-dev bpftool xdp-tools libelf-dev zlib1g-dev linux-libc-dev
   # user space
   libspdlog-dev libfmt-dev libyaml-cpp-dev libyaml-dev libboost-dev libssl-dev nlohmann-json3-dev libcli11-dev
+  # systemd integration (sd_notify) and the .deb: libsystemd, lintian, systemd-analyze (systemd), dpkg-dev
+  libsystemd-dev systemd lintian dpkg-dev file
   # tests, lab and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev iproute2 iputils-ping curl openssl jq
   netsniff-ng procps util-linux vagrant

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -14,6 +16,7 @@
 #include "bpfmaps/datapath.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/fleet_source.hpp"
+#include "daemon/notify.hpp"
 
 using namespace vaultwall::daemon;
 
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     Daemon d(o);
+    ServiceNotifier notify;  // systemd Type=notify (no-op outside systemd)
     try {
         d.start();
         if (fleet) fleet->start(d);
@@ -108,10 +112,19 @@ int main(int argc, char** argv) {
         return 1;
     }
     spdlog::info("vaultwalld running (pid {})", getpid());
+    notify.ready("enforcing " + o.config);
+    // Wake at least every 2 s for the interface rescan, and often enough for
+    // the watchdog's keep-alives.
+    const std::chrono::microseconds tick = std::chrono::seconds(2);
+    auto wait = notify.keepalive_interval().count() ? std::min(tick, notify.keepalive_interval()) : tick;
+    auto next_rescan = std::chrono::steady_clock::now() + tick;
     for (;;) {
-        timespec ts{2, 0};
+        notify.keepalive();
+        timespec ts{static_cast<time_t>(wait.count() / 1000000), static_cast<long>(wait.count() % 1000000) * 1000};
         int sig = sigtimedwait(&set, nullptr, &ts);
         if (sig < 0) {
+            if (std::chrono::steady_clock::now() < next_rescan) continue;
+            next_rescan = std::chrono::steady_clock::now() + tick;
             try {
                 d.rescan();
             } catch (const std::exception& e) {
@@ -120,11 +133,20 @@ int main(int argc, char** argv) {
             continue;
         }
         if (sig == SIGHUP) {
-            if (fleet) spdlog::info("SIGHUP ignored: the rule set comes from etcd (publish to change it)");
-            else d.reload(std::string(), "SIGHUP");
+            if (fleet) {
+                spdlog::info("SIGHUP ignored: the rule set comes from etcd (publish to change it)");
+                continue;
+            }
+            notify.reloading();
+            Json r = d.reload(std::string(), "SIGHUP");
+            notify.ready(r.value("ok", false) ? "enforcing " + o.config + ", generation " +
+                                                    std::to_string(r.value("generation", 0ull))
+                                              : "reload failed, previous rules kept: " +
+                                                    r.value("error", std::string("?")).substr(0, 200));
             continue;
         }
         spdlog::info("signal {}: stopping; the datapath keeps enforcing the live rules", sig);
+        notify.stopping();
         break;
     }
     if (fleet) fleet->stop();
