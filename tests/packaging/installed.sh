@@ -99,10 +99,20 @@ bounding_set() {
   echo "-all$(for c in $caps; do printf ',+%s' "$(tr 'A-Z' 'a-z' <<<"${c#CAP_}")"; done)"
 }
 DAEMON_CAPS=$(bounding_set /lib/systemd/system/vaultwalld.service)
+ATTACH_CAPS=$(bounding_set /lib/systemd/system/vaultwall-attach@.service)
 ExecStart=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/vaultwalld.service)
+# vaultwall-attach@vr0's commands, with this test's pin dir.
+unit_cmd() { sed -n "s/^$1=//p" /lib/systemd/system/vaultwall-attach@.service | sed 's/%I/vr0/g'; }
+ATTACH=$(unit_cmd ExecStart)
+DETACH=$(unit_cmd ExecStop)
 
-step "4. vaultwalld as its unit starts it, on the shipped rules ($DAEMON_CAPS)"
+step "4. the units' commands under their capabilities: attach ($ATTACH_CAPS), vaultwalld ($DAEMON_CAPS) on the shipped rules, detach"
 ip netns add "$NS"
+ip -n "$NS" link add vr0 type veth peer name vs0
+ip -n "$NS" link set vr0 up; ip -n "$NS" link set vs0 up
+# shellcheck disable=SC2086  # the unit's command lines
+nsenter --net="/run/netns/$NS" setpriv --bounding-set="$ATTACH_CAPS" -- $ATTACH --pin-dir "$PIN" >/dev/null ||
+  die "vaultwall-attach@'s ExecStart failed under its CapabilityBoundingSet"
 # shellcheck disable=SC2086  # ExecStart is a command line
 nsenter --net="/run/netns/$NS" setpriv --bounding-set="$DAEMON_CAPS" -- $ExecStart \
   --socket "$WORK/ctl.sock" --pin-dir "$PIN" >"$WORK/vaultwalld.log" 2>&1 &
@@ -113,10 +123,15 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$(jq -r .config "$WORK/status.json")" = /etc/vaultwall/rules.yaml ] || die "no answer from vaultwalld: $(cat "$WORK/vaultwalld.log")"
+[ "$(jq -r '.interfaces[0].generation' "$WORK/status.json")" -ge 1 ] || die "vaultwalld installed no rules on vr0"
 sock=$(stat -c '%A %U:%G' "$WORK/ctl.sock")
 [ "${sock#* }" = root:vaultwall ] || die "the control socket is not the vaultwall group's: $sock"
 kill "$DPID"; wait "$DPID" || true; DPID=""
-echo "   ok: it loads /etc/vaultwall/rules.yaml; control socket $sock"
+# shellcheck disable=SC2086
+nsenter --net="/run/netns/$NS" setpriv --bounding-set="$ATTACH_CAPS" -- $DETACH --pin-dir "$PIN" >/dev/null ||
+  die "vaultwall-attach@'s ExecStop failed under its CapabilityBoundingSet"
+[ ! -e "$PIN/vr0" ] || die "ExecStop left the pins in $PIN/vr0"
+echo "   ok: attached and detached vr0; vaultwalld loads /etc/vaultwall/rules.yaml and installs it; control socket $sock"
 
 step "5. the lab's end-to-end steps on the installed programs"
 mkdir -p "$WORK/bin"

@@ -3,8 +3,11 @@
 # steps from the rsync copy of the repository, then the lab's configuration.
 #
 #   /opt/vaultwall                  the repository (vagrant rsync vault)
-#   /opt/vaultwall/build/bin        the binaries (scripts/build.sh), linked
-#                                   into /usr/local/bin
+#   /opt/vaultwall/build            the build (scripts/build.sh) and its
+#                                   package, installed: /usr/sbin/vaultwalld,
+#                                   /usr/bin/vaultwallctl, vaultwalld.service...
+#   /usr/local/bin                  vaultwall-labvault (from the build) and
+#                                   vaultwall-vm-token
 #   /etc/vaultwall/rules.yaml       the lab rules (vagrant/vault/rules.yaml)
 #   /etc/vaultwall/trusted-services.yaml   the catalog (rules/trusted-services.yaml)
 #   /etc/vaultwall/pki/             lab CA, TLS certificate, token issuer key + JWKS
@@ -48,16 +51,20 @@ main() {
   "$SRC/scripts/deps.sh"
   say "scripts/build.sh (into $SRC/build; takes a while)"
   "$SRC/scripts/build.sh"
-  local b
-  for b in vaultwall-loader vaultwalld vaultwallctl vaultwall-labvault; do
-    [ -x "$SRC/build/bin/$b" ] || die "the build made no $SRC/build/bin/$b"
-    ln -sf "$SRC/build/bin/$b" "/usr/local/bin/$b"
-  done
+  # The lab vault (not part of the package) and the token tool.
+  [ -x "$SRC/build/bin/vaultwall-labvault" ] || die "the build made no $SRC/build/bin/vaultwall-labvault"
+  ln -sf "$SRC/build/bin/vaultwall-labvault" /usr/local/bin/vaultwall-labvault
   install -m 0755 "$SRC/vagrant/vault/vaultwall-vm-token" /usr/local/bin/vaultwall-vm-token
-  install -m 0644 "$SRC/vagrant/vault/vaultwall-labvault.service" "$SRC/vagrant/vault/vaultwalld.service" \
-    /etc/systemd/system/
-  systemctl daemon-reload
+  install -m 0644 "$SRC/vagrant/vault/vaultwall-labvault.service" /etc/systemd/system/
+  # The lab's rules first, so the package keeps them as the administrator's
+  # /etc/vaultwall/rules.yaml (--force-confold) instead of its empty default.
   install_config
+  say "the vaultwall package (cmake --build build --target package), as the README installs it"
+  cmake --build "$SRC/build" --target package
+  local deb
+  deb=$(ls "$SRC"/build/vaultwall_*_amd64.deb)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold "$deb"
+  systemctl daemon-reload
   say "vault: vaultwall installed"
 }
 

@@ -16,7 +16,8 @@
 set -euo pipefail
 . "${VW_PROVISION_DIR:-/tmp/vaultwall-provision}/lib.sh"   # uploaded by the Vagrantfile
 MODE=${VW_XDP_MODE:-native}
-BIN=${VW_BIN:-/usr/local/bin}
+SBIN=${VW_SBIN:-/usr/sbin}   # the package's programs
+CTL=${VW_CTL:-/usr/bin/vaultwallctl}
 
 setup_vault_network() {
   local nic=$1
@@ -38,36 +39,36 @@ setup_vault_network() {
 # that is already there (a re-provisioning must not reset the datapath).
 attach_xdp() {
   local nic=$1
-  if "$BIN/vaultwall-loader" status --dev "$nic" --json 2>/dev/null |
+  if "$SBIN/vaultwall-loader" status --dev "$nic" --json 2>/dev/null |
       jq -e '.interfaces[0].attached == true' >/dev/null 2>&1; then
     say "vaultwall is already attached to $nic; keeping it"
     return 0
   fi
   if [ "$MODE" = native ]; then
-    if "$BIN/vaultwall-loader" attach --dev "$nic" --mode native; then return 0; fi
+    if "$SBIN/vaultwall-loader" attach --dev "$nic" --mode native; then return 0; fi
     say "native XDP was refused on $nic (see above): falling back to --mode skb"
     say "(check the driver: ethtool -i $nic; native needs driver XDP support)"
   fi
-  "$BIN/vaultwall-loader" attach --dev "$nic" --mode skb
+  "$SBIN/vaultwall-loader" attach --dev "$nic" --mode skb
 }
 
 main() {
   local nic
   nic=$(lab_nic 198.18.0.1)
-  [ -x "$BIN/vaultwalld" ] || die "$BIN/vaultwalld missing: the install provisioner did not finish"
+  [ -x "$SBIN/vaultwalld" ] || die "$SBIN/vaultwalld missing: the install provisioner did not finish"
   setup_vault_network "$nic"
   attach_xdp "$nic"
   systemctl restart vaultwall-labvault.service
   systemctl restart vaultwalld.service
   local i
   for i in $(seq 100); do
-    "$BIN/vaultwallctl" status >/dev/null 2>&1 && break
+    "$CTL" status >/dev/null 2>&1 && break
     [ "$i" -lt 100 ] || { journalctl -u vaultwalld --no-pager -n 30 >&2; die "vaultwalld did not come up"; }
     sleep 0.2
   done
   say "vault: lab NIC $nic"
-  "$BIN/vaultwall-loader" status
-  "$BIN/vaultwallctl" status
+  "$SBIN/vaultwall-loader" status
+  "$CTL" status
   say "try: vagrant ssh vault -c 'sudo vaultwallctl stats'   (vagrant/README.md has the scenario)"
 }
 
