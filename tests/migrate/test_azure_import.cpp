@@ -249,6 +249,9 @@ TEST(AzureImportCli, WritesACheckedFileAndWarnsOnStderr) {
     auto rf = rules::load_rule_file((dir / "out/rules.yaml").string());
     EXPECT_EQ(vault(rf, "contoso-prod").vnet_rules.size(), 2u);
     EXPECT_EQ(rf.trusted_services_file, (dir / "trusted-services.yaml").string());
+    // SPEC §10: the output passes `check`.
+    rc = std::system((std::string(VW_CTL) + " check " + (dir / "out/rules.yaml").string() + " >/dev/null").c_str());
+    EXPECT_EQ(WEXITSTATUS(rc), 0);
 
     // Bad usage: one line, non-zero.
     rc = std::system((std::string(VW_CTL) + " import azure 2>/dev/null").c_str());

@@ -87,6 +87,7 @@ conffiles=$(dpkg-query -W -f='${Conffiles}\n' vaultwall)
 grep -q ' /etc/vaultwall/rules.yaml ' <<<"$conffiles" || die "/etc/vaultwall/rules.yaml is not a conffile"
 getent group vaultwall >/dev/null || die "postinst made no vaultwall group"
 /usr/sbin/vaultwalld --help >/dev/null || die "the installed vaultwalld does not run"
+/usr/bin/vaultwallctl check /etc/vaultwall/rules.yaml >/dev/null || die "the shipped /etc/vaultwall/rules.yaml does not pass check"
 systemd-analyze verify /lib/systemd/system/vaultwalld.service /lib/systemd/system/vaultwall-attach@.service \
   || die "systemd-analyze verify refused the installed units"
 echo "   ok: programs, catalog and example, conffile, group vaultwall, units verified"

@@ -1,4 +1,6 @@
-#include "cmd_import.hpp"
+// vaultwallctl import azure FILE.json [--into RULES.yaml] [-o OUT.yaml]
+// (SPEC §10): offline, no daemon, no root. The logic is userspace/migrate.
+#include "commands.hpp"
 
 #include <unistd.h>
 
@@ -81,7 +83,7 @@ int run_import(const ImportArgs& a) {
 
 }  // namespace
 
-ImportCommand add_import_command(CLI::App& app) {
+Runner add_import(CLI::App& app, const Globals&) {
     auto args = std::make_shared<ImportArgs>();
     auto* import = app.add_subcommand("import", "turn another firewall's configuration into rule-file vaults (offline)");
     import->require_subcommand(1);
@@ -94,7 +96,10 @@ ImportCommand add_import_command(CLI::App& app) {
     azure->add_option("-o,--output", args->out, "write the rule file here (default: standard output)");
     azure->add_option("--endpoint", args->endpoints, "IPv4:PORT this host serves the vault on (repeatable)");
     azure->add_option("--upstream", args->upstream, "where the gate forwards the vault's requests (http://HOST:PORT)");
-    return {import, [args] { return run_import(*args); }};
+    return [import, args]() -> std::optional<int> {
+        if (!import->parsed()) return std::nullopt;
+        return run_import(*args);
+    };
 }
 
 }  // namespace vaultwall::ctl

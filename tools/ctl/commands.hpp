@@ -26,6 +26,7 @@ Runner add_fleet(CLI::App& app, const Globals& g);    // cmd_fleet.cpp
 Runner add_check(CLI::App& app, const Globals& g);    // cmd_check.cpp
 Runner add_drops(CLI::App& app, const Globals& g);   // cmd_drops.cpp
 Runner add_whatif(CLI::App& app, const Globals& g);  // cmd_whatif.cpp
+Runner add_import(CLI::App& app, const Globals& g);  // cmd_import.cpp
 
 // `explain --frame HEX` / `--pcap FILE` (cmd_explain_frames.cpp): exit 4 on
 // any disagreement between the kernel and the reference.

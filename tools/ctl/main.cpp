@@ -10,7 +10,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cmd_import.hpp"
 #include "progress.hpp"
 #include "bpfmaps/datapath.hpp"
 #include "bpfmaps/image.hpp"
@@ -136,12 +135,11 @@ int main(int argc, char** argv) {
 
     auto* status = app.add_subcommand("status", "daemon, interfaces, generation, reloads");
     status->add_flag("--json", json, "JSON");
-    auto import = vaultwall::ctl::add_import_command(app);
 
     const ctl::Globals globals{socket, pin_root};
     const std::vector<ctl::Runner> commands = {ctl::add_publish(app, globals), ctl::add_fleet(app, globals),
                                                ctl::add_check(app, globals), ctl::add_drops(app, globals),
-                                               ctl::add_whatif(app, globals)};
+                                               ctl::add_whatif(app, globals), ctl::add_import(app, globals)};
 
     try {
         app.parse(argc, argv);
@@ -152,7 +150,6 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    if (import.command->parsed()) return import.run();
     try {
         for (const auto& run : commands)
             if (auto rc = run()) return *rc;
