@@ -17,6 +17,10 @@ namespace {
 using namespace vwtest;
 using Clock = std::chrono::steady_clock;
 
+// A file any version refuses: SPEC §2 makes host bits in a prefix an error.
+const char* kBadRules = "version: 1\nvaults:\n  - name: broken\n    tenant_id: 3f1c9a52-7d0e-4b8a-9c11-5e2f0a6d4b10\n"
+                        "    network_acls: { ip_rules: [192.0.2.1/24] }\n";
+
 const char* kRules = R"(version: 1
 vaults:
   - name: contoso-prod
@@ -112,7 +116,7 @@ TEST(ServiceNotify, ReadyAfterTheFirstInstallKeepAlivesAndReloads) {
     EXPECT_NE(again.find("generation 2"), std::string::npos) << again;
 
     // A reload that fails still ends in READY=1 (the old rules run on), and says so.
-    std::ofstream(rules) << "version: 1\nvaults: [{name: broken}]\n";
+    std::ofstream(rules) << kBadRules;
     ASSERT_EQ(::kill(lab.daemon_pid, SIGHUP), 0);
     reload.clear();
     again = systemd.until("READY=1", &reload);
@@ -129,7 +133,7 @@ TEST(ServiceNotify, ReadyAfterTheFirstInstallKeepAlivesAndReloads) {
 TEST(ServiceNotify, NeverReadyWithABadRuleFile) {
     Lab lab;
     ASSERT_EQ(lab.loader("attach --dev vr0").rc, 0);
-    std::string rules = lab.write_rules("rules.yaml", "version: 1\nvaults: [{name: broken}]\n");
+    std::string rules = lab.write_rules("rules.yaml", kBadRules);
     NotifySocket systemd(lab.dir + "/notify.sock");
     EXPECT_THROW(lab.start_daemon(rules), std::runtime_error);  // it exits at start
     std::vector<std::string> seen;
