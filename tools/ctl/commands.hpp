@@ -23,6 +23,8 @@ using Runner = std::function<std::optional<int>()>;
 
 Runner add_publish(CLI::App& app, const Globals& g);  // cmd_publish.cpp
 Runner add_fleet(CLI::App& app, const Globals& g);    // cmd_fleet.cpp
+Runner add_rule(CLI::App& app, const Globals& g);     // cmd_rule.cpp
+Runner add_diff(CLI::App& app, const Globals& g);     // cmd_diff.cpp
 Runner add_check(CLI::App& app, const Globals& g);    // cmd_check.cpp
 Runner add_drops(CLI::App& app, const Globals& g);   // cmd_drops.cpp
 Runner add_whatif(CLI::App& app, const Globals& g);  // cmd_whatif.cpp

@@ -139,7 +139,8 @@ int main(int argc, char** argv) {
     const ctl::Globals globals{socket, pin_root};
     const std::vector<ctl::Runner> commands = {ctl::add_publish(app, globals), ctl::add_fleet(app, globals),
                                                ctl::add_check(app, globals), ctl::add_drops(app, globals),
-                                               ctl::add_whatif(app, globals), ctl::add_import(app, globals)};
+                                               ctl::add_whatif(app, globals), ctl::add_import(app, globals),
+                                               ctl::add_rule(app, globals), ctl::add_diff(app, globals)};
 
     try {
         app.parse(argc, argv);

@@ -173,6 +173,70 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
     return t;
 }
 
+Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const std::string& vault_name,
+                           const std::vector<rules::Ipv4Prefix>& add, const std::vector<rules::Ipv4Prefix>& remove,
+                           std::uint32_t max_rules) {
+    Translation t;
+    t.image.vxlan_port = live.vxlan_port;
+    t.image.vault_flags = live.vault_flags;
+    t.image.vteps = live.vteps;
+    t.image.endpoints = live.endpoints;
+    t.image.protected_addrs = live.protected_addrs;
+    const auto& have = *live.rules;
+    std::vector<bool> taken(max_rules, false);
+    if (max_rules) taken[0] = true;
+    for (const auto& e : have)
+        if (e.id < max_rules) taken[e.id] = true;
+    std::uint32_t next_free = 1;
+    auto entry = [&](const rules::Ipv4Prefix& p) { return RuleEntry::make(vault_id, 0, p.addr, p.len, 0); };
+
+    std::vector<RuleEntry> out;
+    out.reserve(have.size() + add.size());
+    std::size_t a = 0, r = 0;
+    for (const auto& h : have) {
+        while (a < add.size() && entry(add[a]).before(h)) {
+            RuleEntry e = entry(add[a++]);
+            while (next_free < max_rules && taken[next_free]) ++next_free;
+            if (next_free >= max_rules)
+                throw std::length_error("the rules do not fit: this host's datapath holds " +
+                                        std::to_string(max_rules ? max_rules - 1 : 0) +
+                                        " rules (live and changed together); raise max_rules when attaching");
+            e.id = next_free;
+            taken[next_free] = true;
+            t.fresh_rule_ids.push_back(e.id);
+            t.upserts.push_back(e);
+            out.push_back(e);
+        }
+        if (a < add.size() && entry(add[a]).same_rule(h))
+            throw std::invalid_argument("rule " + add[a].str() + " is already live");
+        if (r < remove.size() && entry(remove[r]).same_rule(h)) {
+            t.removals.push_back(h);
+            ++r;
+            continue;
+        }
+        out.push_back(h);
+    }
+    while (a < add.size()) {
+        RuleEntry e = entry(add[a++]);
+        while (next_free < max_rules && taken[next_free]) ++next_free;
+        if (next_free >= max_rules)
+            throw std::length_error("the rules do not fit: this host's datapath holds " +
+                                    std::to_string(max_rules ? max_rules - 1 : 0) +
+                                    " rules (live and changed together); raise max_rules when attaching");
+        e.id = next_free;
+        taken[next_free] = true;
+        t.fresh_rule_ids.push_back(e.id);
+        t.upserts.push_back(e);
+        out.push_back(e);
+    }
+    if (r != remove.size()) throw std::invalid_argument("rule " + remove[r].str() + " is not live");
+    if (!live.vault_flags.count(vault_id)) throw std::invalid_argument("vault " + vault_name + " is not live");
+    t.image.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(out));
+    t.from = live.rules.get();
+    if (!add.empty() || !remove.empty()) t.diff.push_back({vault_name, add.size(), remove.size()});
+    return t;
+}
+
 std::map<std::uint32_t, std::string> read_vault_names(const MapBackend& maps) {
     std::map<std::uint32_t, std::string> names;
     for (std::uint32_t id = 1; id < VW_MAX_VAULTS; ++id) {

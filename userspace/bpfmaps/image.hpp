@@ -87,6 +87,16 @@ struct Translation {
 Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
                       const std::map<std::uint32_t, std::string>& names, std::uint32_t max_rules);
 
+// One vault's ip rules (vni 0) edited against the live image: `add` and
+// `remove` (each sorted, disjoint from each other; adds not yet live,
+// removals live). Gives what translate() of the edited rule set would, in one
+// pass over the live rules and without the compiled set: the path of
+// `vaultwallctl rule add|remove` at a million rules. vault_ids and rule_ids
+// stay empty.
+Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const std::string& vault_name,
+                           const std::vector<rules::Ipv4Prefix>& add, const std::vector<rules::Ipv4Prefix>& remove,
+                           std::uint32_t max_rules);
+
 // What the live set holds now, read without writing anything (vaultwallctl
 // reads the pins with it while the daemon is down).
 struct LiveImage {

@@ -180,6 +180,21 @@ Installer::Plan Installer::prepare(const rules::CompiledRuleSet& set) const {
     return p;
 }
 
+Installer::Plan Installer::prepare_edit(const std::string& vault, const std::vector<rules::Ipv4Prefix>& add,
+                                       const std::vector<rules::Ipv4Prefix>& remove,
+                                       const rules::CompiledRuleSet& edited) const {
+    Plan p;
+    p.started = std::chrono::steady_clock::now();
+    auto id = vault_id(vault);
+    if (!id) throw std::invalid_argument("vault " + vault + " is not in this datapath");
+    p.t = translate_edit(sets_[live_], *id, vault, add, remove, max_rules_);
+    p.vaults = edited.vaults.size();
+    p.endpoints = edited.endpoints.size();
+    p.rules = edited.rules.size();
+    p.for_generation = generation_;
+    return p;
+}
+
 void Installer::write_idle(const Plan& p) {
     if (p.for_generation != generation_ || before_flip_)
         throw std::logic_error("install plan made for generation " + std::to_string(p.for_generation) +

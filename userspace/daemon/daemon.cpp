@@ -13,6 +13,7 @@
 #include "daemon/drops.hpp"
 #include "daemon/explain_frames.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/phase_log.hpp"
 #include "packet/packet.hpp"
 #include "common/reasons.hpp"
 #include "reference/classifier.hpp"
@@ -184,62 +185,71 @@ Json Daemon::reload(const ReloadSource& source, const std::string& trigger, cons
     return reload_locked(source, trigger, progress);
 }
 
-namespace {
-
-// The phases of one reload, timed, for the answer ("phases") and for a
-// client watching a long reload (progress lines).
-class PhaseLog {
-public:
-    explicit PhaseLog(const Progress& progress) : progress_(progress) {}
-    // Runs fn() as phase `name` (with `extra` fields) and records its time.
-    template <class F>
-    auto run(const std::string& name, Json extra, F fn) {
-        if (!extra.is_object()) extra = Json::object();  // `{}` is null
-        const auto t0 = std::chrono::steady_clock::now();
-        current_ = name;
-        if (progress_) {
-            Json p = {{"phase", name}, {"state", "started"}};
-            p.update(extra);
-            progress_(p);
-        }
-        auto done = [&] {
-            current_.clear();
-            Json entry = {{"phase", name}};
-            entry.update(extra);
-            entry["ms"] = round3(ms_since(t0));
-            phases_.push_back(entry);
-            if (progress_) {
-                Json p = entry;
-                p["state"] = "done";
-                progress_(p);
-            }
-        };
-        if constexpr (std::is_void_v<decltype(fn())>) {
-            fn();
-            done();
-        } else {
-            auto r = fn();
-            done();
-            return r;
-        }
-    }
-    const Json& phases() const { return phases_; }
-    const std::string& current() const { return current_; }  // the phase running (or failed)
-
-private:
-    const Progress& progress_;
-    std::string current_;
-    Json phases_ = Json::array();
-};
-
-}  // namespace
-
 rules::RuleFile Daemon::load_rules(const ReloadSource& source, const std::string& path) {
     return rules::load_rule_file(path, source.files ? *source.files : rules::filesystem_source());
 }
 
 void Daemon::fault_point(const char* step, const std::string& dev) {
     if (opts_.fault) opts_.fault(step, dev);
+}
+
+// Steps 2-4 of a transaction (see reload_locked): every interface's idle set,
+// every flip, then `commit` (the gate; a file rename), then the old sets. A
+// failure before the flips changes nothing; from the first flip to the end of
+// `commit` (none when empty) it flips the interfaces already flipped back. Throws ReloadFailure
+// naming the interface and saying what runs.
+std::vector<bpfmaps::InstallReport> Daemon::apply_plans_locked(std::vector<bpfmaps::Installer::Plan>& plans,
+                                                               PhaseLog& log, const std::string& commit_phase,
+                                                               const std::function<void()>& commit) {
+    for (std::size_t k = 0; k < ifaces_.size(); ++k) {
+        auto& i = ifaces_[k];
+        log.run("write", {{"dev", i.dev}, {"rules", plans[k].rules}}, [&] {
+            try {
+                fault_point("write", i.dev);
+                i.inst->write_idle(plans[k]);
+            } catch (const std::exception& e) {
+                spdlog::error("interface {}: writing the new rules failed: {}", i.dev, e.what());
+                throw ReloadFailure("writing the new rules into " + i.dev + " failed: " + e.what() +
+                                    " (nothing changed: every interface runs the old rules)");
+            }
+        });
+    }
+    std::size_t flipped = 0;
+    auto roll_back = [&] {
+        for (std::size_t k = flipped; k-- > 0;) {
+            try {
+                ifaces_[k].inst->flip_back();
+            } catch (const std::exception& e) {
+                spdlog::error("interface {}: cannot switch back to the old rules: {}", ifaces_[k].dev, e.what());
+            }
+        }
+    };
+    log.run("flip", {{"interfaces", ifaces_.size()}}, [&] {
+        for (std::size_t k = 0; k < ifaces_.size(); ++k) {
+            try {
+                fault_point("flip", ifaces_[k].dev);
+                ifaces_[k].inst->flip(plans[k]);
+                ++flipped;
+            } catch (const std::exception& e) {
+                roll_back();
+                throw ReloadFailure("switching " + ifaces_[k].dev + " to the new rules failed: " + e.what() +
+                                    " (switched back: every interface runs the old rules)");
+            }
+        }
+    });
+    if (commit) log.run(commit_phase, {}, [&] {
+        try {
+            commit();
+        } catch (const std::exception& e) {
+            roll_back();
+            throw ReloadFailure(std::string(e.what()) + " (switched back: every interface runs the old rules)");
+        }
+    });
+    std::vector<bpfmaps::InstallReport> reports;
+    log.run("finish", {}, [&] {
+        for (std::size_t k = 0; k < ifaces_.size(); ++k) reports.push_back(ifaces_[k].inst->finish(plans[k]));
+    });
+    return reports;
 }
 
 // One transaction over every interface and the gate (SPEC §7):
@@ -257,17 +267,6 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
     const auto t0 = std::chrono::steady_clock::now();
     const std::string path = source.path.empty() ? config_path_ : source.path;
     PhaseLog log(progress);
-    std::size_t flipped = 0;  // interfaces already running the new set
-    auto roll_back = [&] {
-        for (std::size_t k = flipped; k-- > 0;) {
-            try {
-                ifaces_[k].inst->flip_back();
-            } catch (const std::exception& e) {
-                spdlog::error("interface {}: cannot switch back to the old rules: {}", ifaces_[k].dev, e.what());
-            }
-        }
-        flipped = 0;
-    };
     try {
         rules::RuleFile rf = log.run("parse", {{"file", path}}, [&] {
             try {
@@ -342,46 +341,19 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
             }
         }
 
-        // 2. Idle sets.
-        for (std::size_t k = 0; k < ifaces_.size(); ++k) {
-            auto& i = ifaces_[k];
-            log.run("write", {{"dev", i.dev}, {"rules", plans[k].rules}}, [&] {
-                try {
-                    fault_point("write", i.dev);
-                    i.inst->write_idle(plans[k]);
-                } catch (const std::exception& e) {
-                    spdlog::error("interface {}: writing the new rules failed: {}", i.dev, e.what());
-                    throw ReloadFailure("writing the new rules into " + i.dev + " failed: " + e.what() +
-                                        " (nothing changed: every interface runs the old rules)");
-                }
-            });
-        }
-        // 3. Flips, then the gate.
-        log.run("flip", {{"interfaces", ifaces_.size()}}, [&] {
-            for (std::size_t k = 0; k < ifaces_.size(); ++k) {
-                try {
-                    fault_point("flip", ifaces_[k].dev);
-                    ifaces_[k].inst->flip(plans[k]);
-                    ++flipped;
-                } catch (const std::exception& e) {
-                    roll_back();
-                    throw ReloadFailure("switching " + ifaces_[k].dev + " to the new rules failed: " + e.what() +
-                                        " (switched back: every interface runs the old rules)");
-                }
+        // 2.-4. Idle sets, flips, the gate, the old sets.
+        std::function<void()> gate_commit;
+        if (gate_step == GateStep::apply) gate_commit = [&] {
+            fault_point("gate", "");
+            GateHost* host = new_gate ? new_gate.get() : gate_.get();
+            try {
+                for (auto& m : host->commit(std::move(gate_prepared))) warnings.push_back("gate: " + m);
+            } catch (const std::exception& e) {
+                throw std::runtime_error(path + ": error: gate: " + e.what());
             }
-        });
+        };
+        auto reports = apply_plans_locked(plans, log, "gate", gate_commit);
         if (gate_step == GateStep::apply) {
-            log.run("gate", {}, [&] {
-                try {
-                    fault_point("gate", "");
-                    GateHost* host = new_gate ? new_gate.get() : gate_.get();
-                    for (auto& m : host->commit(std::move(gate_prepared))) warnings.push_back("gate: " + m);
-                } catch (const std::exception& e) {
-                    roll_back();
-                    throw ReloadFailure(path + ": error: gate: " + e.what() +
-                                        " (switched back: every interface runs the old rules)");
-                }
-            });
             if (new_gate) gate_ = std::move(new_gate);
             gate_error_.clear();
         } else if (gate_step == GateStep::stop) {
@@ -390,29 +362,22 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
             spdlog::info("gate stopped: the rule file has no gate section");
         }
         if (!gate_error.empty()) gate_error_ = gate_error;
-
-        // 4. Committed: catch the old sets up.
         Json ifaces = Json::array();
         std::optional<bpfmaps::InstallReport> first;
-        log.run("finish", {}, [&] {
-            for (std::size_t k = 0; k < ifaces_.size(); ++k) {
-                auto& i = ifaces_[k];
-                auto rep = i.inst->finish(plans[k]);
-                ifaces.push_back({{"dev", i.dev}, {"generation", rep.generation}});
-                if (rep.lookup.trie_scopes) {
-                    // Still correct, only slower: say how to give it room.
-                    warnings.push_back("interface " + i.dev + ": " + std::to_string(rep.lookup.trie_scopes) +
-                                       " of " + std::to_string(rep.lookup.trie_scopes + rep.lookup.stride_scopes) +
-                                       " rule scopes (vault, VNI) did not fit the " +
-                                       std::to_string(rep.lookup.blocks_per_set) +
-                                       " stride-table blocks and use the slower trie lookup; re-attach with a "
-                                       "larger --lookup-blocks");
-                }
-                if (!first) first = rep;
+        for (std::size_t k = 0; k < reports.size(); ++k) {
+            const auto& rep = reports[k];
+            ifaces.push_back({{"dev", ifaces_[k].dev}, {"generation", rep.generation}});
+            if (rep.lookup.trie_scopes) {
+                // Still correct, only slower: say how to give it room.
+                warnings.push_back("interface " + ifaces_[k].dev + ": " + std::to_string(rep.lookup.trie_scopes) +
+                                   " of " + std::to_string(rep.lookup.trie_scopes + rep.lookup.stride_scopes) +
+                                   " rule scopes (vault, VNI) did not fit the " +
+                                   std::to_string(rep.lookup.blocks_per_set) +
+                                   " stride-table blocks and use the slower trie lookup; re-attach with a "
+                                   "larger --lookup-blocks");
             }
-        });
-        flipped = 0;
-
+            if (!first) first = rep;
+        }
         Json diff = Json::array();
         if (first)
             for (const auto& d : first->diff)
@@ -464,7 +429,6 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
         last_reload_ = {{"ok", false}, {"trigger", trigger}, {"file", path}, {"error", first_line}};
         return out;
     } catch (const std::exception& e) {
-        roll_back();
         ++reloads_failed_;
         spdlog::error("reload ({}) failed: {}", trigger, e.what());
         last_reload_ = {{"ok", false}, {"trigger", trigger}, {"file", path}, {"error", e.what()}};
@@ -599,6 +563,7 @@ Json Daemon::explain(const Json& req) {
         frame = explain_vxlan(frame, vtep, vni, set_->vxlan_port);
     }
 
+    if (!reference_) reference_ = std::make_unique<reference::Classifier>(*set_);  // after a rule edit
     Json ex = LiveExplainer(*i->dp, *i->inst, *set_, *reference_).explain(frame);
     ex.erase("flow");
     ex["dev"] = i->dev;
@@ -677,6 +642,14 @@ Json Daemon::handle(const Json& req, const Peer& peer, const Progress& progress)
         return reload(str("file"), "socket uid " + std::to_string(peer.uid),
                       req.value("progress", false) ? progress : Progress{});
     }
+    if (cmd == "rule" || cmd == "diff") {
+        // diff reads a file as root and quotes it in errors: privileged too.
+        const bool allowed = peer.uid == 0 || (opts_.ctl_group && peer.in_group(*opts_.ctl_group));
+        if (!allowed)
+            return {{"ok", false}, {"error", "permission denied: " + cmd + " needs root or the daemon's control group"}};
+        if (cmd == "rule") return rule_edit(req, req.value("progress", false) ? progress : Progress{});
+        return diff(str("file"));
+    }
     spdlog::debug("control: {} from uid {} pid {}", cmd, peer.uid, peer.pid);
     if (cmd == "stats") return stats(str("dev"));
     if (cmd == "rules") return rules(str("vault"), str("dev"));
@@ -686,7 +659,7 @@ Json Daemon::handle(const Json& req, const Peer& peer, const Progress& progress)
     if (cmd == "ping") return {{"ok", true}};
     return {{"ok", false},
             {"error", cmd.empty() ? "no \"cmd\" in the request"
-                                  : "unknown command \"" + cmd + "\" (reload, stats, rules, status, explain, drops)"}};
+                                  : "unknown command \"" + cmd + "\" (reload, stats, rules, status, explain, drops, rule, diff)"}};
 }
 
 }  // namespace vaultwall::daemon

@@ -39,6 +39,7 @@ namespace vaultwall::daemon {
 
 class MetricsServer;
 class DropMonitor;
+class PhaseLog;
 
 // The L7 gate as the daemon sees it: started, reconfigured and stopped with
 // the rule file. make_gate_host() returns the real gate when the build has it.
@@ -122,6 +123,13 @@ public:
     Json reload(const std::string& file, const std::string& trigger, const Progress& progress = {});
     Json reload(const ReloadSource& source, const std::string& trigger, const Progress& progress = {});
 
+    // {"cmd":"rule","op":"add"|"remove","vault":NAME,"ips":[CIDR...]}: see
+    // rule_edit.cpp. Answers {"ok":true,"generation","added","removed",
+    // "unchanged","file","took_ms","phases"} or {"ok":false,"error",...}.
+    Json rule_edit(const Json& request, const Progress& progress = {});
+    // What a reload of `file` would change against the live rules, per vault;
+    // changes nothing.
+    Json diff(const std::string& file);
     Json stats(const std::string& dev = {});
     Json rules(const std::string& vault = {}, const std::string& dev = {});
     Json status();
@@ -151,6 +159,9 @@ private:
     Iface* iface_locked(const std::string& dev);  // null dev: the first; throws if none
     Json reload_locked(const ReloadSource& source, const std::string& trigger, const Progress& progress);
     rules::RuleFile load_rules(const ReloadSource& source, const std::string& path);
+    std::vector<bpfmaps::InstallReport> apply_plans_locked(std::vector<bpfmaps::Installer::Plan>& plans,
+                                                           PhaseLog& log, const std::string& commit_phase,
+                                                           const std::function<void()>& commit);
     void fault_point(const char* step, const std::string& dev);
     void apply_side_services_locked(const rules::RuleFile& file);
     Counters counters_locked(const std::string& dev);

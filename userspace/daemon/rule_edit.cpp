@@ -1,0 +1,345 @@
+// `rule add|remove` and `diff`: the control requests that change, or compare
+// against, the live rules without a full reload (SPEC §7).
+//
+// An edit never re-reads or recompiles the rule file: the new prefixes are
+// validated as an ip_rules_file line would be, merged into the compiled set
+// and into each interface's live image (translate_edit: one pass over the
+// live rules), and written as a new generation in one transaction whose
+// commit point is the rename of the vault's rewritten ip_rules_file (written
+// and fsynced first). So the file always says what is enforced: a SIGHUP or a
+// restart afterwards compiles exactly the same rules.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <tuple>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/daemon.hpp"
+#include "daemon/phase_log.hpp"
+#include "reference/classifier.hpp"
+#include "rules/parser.hpp"
+
+namespace vaultwall::daemon {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// `text` written to PATH.vaultwall-new and fsynced; rename() makes it PATH.
+struct PendingFile {
+    std::string path, tmp;
+    bool renamed = false;
+    PendingFile(const std::string& p, const std::string& text) : path(p), tmp(p + ".vaultwall-new") {
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) throw std::runtime_error(errno_text("cannot write " + tmp));
+        std::size_t off = 0;
+        while (off < text.size()) {
+            ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                auto msg = errno_text("cannot write " + tmp);
+                ::close(fd);
+                ::unlink(tmp.c_str());
+                throw std::runtime_error(msg);
+            }
+            off += static_cast<std::size_t>(n);
+        }
+        // Keep the file's mode and owner.
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0) {
+            (void)!::fchmod(fd, st.st_mode & 07777);
+            (void)!::fchown(fd, st.st_uid, st.st_gid);
+        }
+        if (::fsync(fd) != 0) {
+            auto msg = errno_text("cannot fsync " + tmp);
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw std::runtime_error(msg);
+        }
+        ::close(fd);
+    }
+    void commit() {
+        if (::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error(errno_text("cannot replace " + path));
+        renamed = true;
+        // The rename itself survives a crash once the directory is synced.
+        int dfd = ::open(fs::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)!::fsync(dfd);
+            ::close(dfd);
+        }
+    }
+    ~PendingFile() {
+        if (!renamed) ::unlink(tmp.c_str());
+    }
+};
+
+// The prefix on one ip_rules_file line (comment and blanks stripped), if any.
+std::optional<rules::Ipv4Prefix> line_prefix(std::string_view line) {
+    if (auto h = line.find('#'); h != std::string_view::npos) line = line.substr(0, h);
+    auto b = line.find_first_not_of(" \t\r");
+    if (b == std::string_view::npos) return std::nullopt;
+    auto e = line.find_last_not_of(" \t\r");
+    auto p = rules::parse_ipv4_prefix(line.substr(b, e - b + 1));
+    if (!p) return std::nullopt;
+    return p->prefix;
+}
+
+// Rules a diff lists by name per vault and direction (it counts them all).
+constexpr std::size_t kDiffListed = 100;
+
+bool rule_less(const rules::CompiledRule& a, const rules::CompiledRule& b) {
+    return std::tie(a.vault, a.vni, a.prefix) < std::tie(b.vault, b.vni, b.prefix);
+}
+
+}  // namespace
+
+Json Daemon::rule_edit(const Json& req, const Progress& progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string op = req.value("op", std::string());
+    if (op != "add" && op != "remove") throw std::invalid_argument("rule: \"op\" must be add or remove");
+    const std::string vault = req.value("vault", std::string());
+    if (!req.contains("ips") || !req["ips"].is_array() || req["ips"].empty())
+        throw std::invalid_argument("rule: \"ips\" must be a non-empty list of addresses or CIDRs");
+    std::string text;
+    for (const auto& ip : req["ips"]) {
+        if (!ip.is_string()) throw std::invalid_argument("rule: every entry of \"ips\" must be a string");
+        if (ip.get<std::string>().find_first_of("\n#") != std::string::npos)
+            throw std::invalid_argument("rule: an address may not hold a newline or '#'");
+        text += ip.get<std::string>() + "\n";
+    }
+
+    std::lock_guard lk(mu_);
+    PhaseLog log(progress);
+    try {
+        if (!file_ || !set_) throw std::runtime_error("no rules loaded");
+        auto vit = std::find_if(file_->vaults.begin(), file_->vaults.end(),
+                                [&](const rules::Vault& v) { return v.name == vault; });
+        if (vit == file_->vaults.end()) throw std::runtime_error("no vault named '" + vault + "' in " + config_path_);
+        const std::uint32_t vi = static_cast<std::uint32_t>(vit - file_->vaults.begin());
+        if (vit->ip_rules_file.empty())
+            throw std::runtime_error("vault '" + vault + "' has no ip_rules_file, so its rules live in " +
+                                     config_path_ + "; add `ip_rules_file: " + vault +
+                                     ".rules` under its network_acls (the file may start empty), reload, "
+                                     "and `vaultwallctl rule` can then change it");
+        // Validated as lines of the file would be ("--ip:N:col: error: ...").
+        std::vector<rules::IpRule> given;
+        try {
+            given = rules::parse_ip_rules_text(text, "--ip");
+        } catch (const rules::RuleFileError& e) {
+            Json errs = Json::array();
+            for (const auto& d : e.diagnostics()) errs.push_back(d.str());
+            return {{"ok", false}, {"error", e.what()}, {"errors", errs}};
+        }
+        // The vault's ip rules now: from the file, and from the rule file's ip_rules.
+        std::set<rules::Ipv4Prefix> in_file, inline_rules;
+        for (const auto& r : vit->ip_rules) (r.pos.file == vit->ip_rules_file ? in_file : inline_rules).insert(r.prefix);
+        std::vector<rules::Ipv4Prefix> add, remove;
+        Json unchanged = Json::array();
+        for (const auto& g : given) {
+            const auto& p = g.prefix;
+            if (op == "add") {
+                if (in_file.count(p) || inline_rules.count(p)) unchanged.push_back(p.str());
+                else add.push_back(p);
+            } else if (in_file.count(p)) {
+                if (inline_rules.count(p))
+                    throw std::runtime_error(p.str() + " is also in the ip_rules of vault '" + vault + "' in " +
+                                             config_path_ + ": remove it there");
+                remove.push_back(p);
+            } else if (inline_rules.count(p)) {
+                throw std::runtime_error(p.str() + " is in the ip_rules of vault '" + vault + "' in " + config_path_ +
+                                         ", not in its ip_rules_file: edit the rule file and reload");
+            } else {
+                unchanged.push_back(p.str());  // not a rule: nothing to remove
+            }
+        }
+        std::sort(add.begin(), add.end());
+        add.erase(std::unique(add.begin(), add.end()), add.end());
+        std::sort(remove.begin(), remove.end());
+        remove.erase(std::unique(remove.begin(), remove.end()), remove.end());
+
+        Json out = {{"ok", true}, {"vault", vault}, {"file", vit->ip_rules_file}};
+        auto strs = [](const std::vector<rules::Ipv4Prefix>& v) {
+            Json a = Json::array();
+            for (const auto& p : v) a.push_back(p.str());
+            return a;
+        };
+        if (add.empty() && remove.empty()) {
+            out["generation"] = ifaces_.empty() ? 0 : ifaces_.front().inst->generation();
+            out["added"] = Json::array();
+            out["removed"] = Json::array();
+            out["unchanged"] = unchanged;
+            return out;
+        }
+
+        // The file as it will be: removed lines dropped, added ones appended.
+        std::string bytes = log.run("read", {{"file", vit->ip_rules_file}}, [&] {
+            auto b = rules::filesystem_source().read(vit->ip_rules_file);
+            if (!b) throw std::runtime_error("cannot read " + vit->ip_rules_file);
+            return *b;
+        });
+        std::string next;
+        next.reserve(bytes.size() + add.size() * 20);
+        std::set<rules::Ipv4Prefix> to_remove(remove.begin(), remove.end());
+        for (std::size_t i = 0; i < bytes.size();) {
+            std::size_t nl = bytes.find('\n', i);
+            std::size_t end = nl == std::string::npos ? bytes.size() : nl + 1;
+            std::string_view line(bytes.data() + i, end - i);
+            auto p = to_remove.empty() ? std::nullopt : line_prefix(line);
+            if (!p || !to_remove.count(*p)) {
+                next.append(line);
+                if (nl == std::string::npos) next += '\n';
+            }
+            i = end;
+        }
+        for (const auto& p : add) next += p.str() + "\n";
+
+        // The compiled set as it will be (sorted as the compiler sorts).
+        rules::CompiledRuleSet edited = log.run("compile", {}, [&] {
+            rules::CompiledRuleSet e = *set_;
+            for (const auto& p : remove) {
+                rules::CompiledRule key{vi, 0, p, {}};
+                auto it = std::lower_bound(e.rules.begin(), e.rules.end(), key, rule_less);
+                if (it != e.rules.end() && !rule_less(key, *it)) e.rules.erase(it);
+            }
+            for (const auto& p : add) {
+                rules::CompiledRule r{vi, 0, p, "ip_rules"};
+                e.rules.insert(std::upper_bound(e.rules.begin(), e.rules.end(), r, rule_less), r);
+            }
+            return e;
+        });
+        std::vector<bpfmaps::Installer::Plan> plans;
+        for (auto& i : ifaces_) {
+            plans.push_back(log.run("prepare", {{"dev", i.dev}}, [&] {
+                try {
+                    if (edited.rules.size() >= i.dp->max_rules())
+                        throw std::length_error(std::to_string(edited.rules.size()) +
+                                                " rules do not fit its datapath, which holds " +
+                                                std::to_string(i.dp->max_rules() - 1));
+                    return i.inst->prepare_edit(vault, add, remove, edited);
+                } catch (const std::exception& e) {
+                    throw std::runtime_error("interface " + i.dev + ": " + e.what() + " (nothing changed)");
+                }
+            }));
+        }
+        std::optional<PendingFile> pending;
+        log.run("persist", {{"file", vit->ip_rules_file}}, [&] { pending.emplace(vit->ip_rules_file, next); });
+        auto reports = apply_plans_locked(plans, log, "rename", [&] { pending->commit(); });
+
+        // Committed: the model follows (its positions are the new file's lines).
+        std::vector<rules::IpRule> kept;
+        kept.reserve(vit->ip_rules.size() + add.size());
+        for (auto& r : vit->ip_rules)
+            if (!(r.pos.file == vit->ip_rules_file && to_remove.count(r.prefix))) kept.push_back(std::move(r));
+        for (const auto& p : add) kept.push_back({p, {vit->ip_rules_file, 0, 0}});
+        vit->ip_rules = std::move(kept);
+        set_ = std::move(edited);
+        reference_.reset();  // rebuilt on the next explain
+        ++reloads_ok_;
+
+        const std::uint64_t gen = reports.empty() ? 0 : reports.front().generation;
+        const double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        out["generation"] = gen;
+        out["added"] = strs(add);
+        out["removed"] = strs(remove);
+        out["unchanged"] = unchanged;
+        out["rules"] = set_->rules.size();
+        out["took_ms"] = static_cast<double>(static_cast<long long>(took * 1000 + 0.5)) / 1000;
+        out["phases"] = log.phases();
+        spdlog::info("rule {} ({}): vault {} +{} -{} -> generation {}, {:.1f} ms", op, vit->ip_rules_file, vault,
+                     add.size(), remove.size(), gen, took);
+        last_reload_ = {{"ok", true}, {"trigger", "rule " + op}, {"file", vit->ip_rules_file},
+                        {"generation", gen}, {"took_ms", out["took_ms"]}};
+        return out;
+    } catch (const std::exception& e) {
+        spdlog::warn("rule {} for vault {} refused, rules unchanged: {}", op, vault, e.what());
+        return {{"ok", false}, {"error", e.what()}, {"step", log.current()}, {"phases", log.phases()}};
+    }
+}
+
+Json Daemon::diff(const std::string& path) {
+    rules::RuleFile rf;
+    try {
+        rf = rules::load_rule_file(path);
+    } catch (const rules::RuleFileError& e) {
+        Json errs = Json::array();
+        for (const auto& d : e.diagnostics()) errs.push_back(d.str());
+        return {{"ok", false}, {"error", e.what()}, {"errors", errs}};
+    }
+    rules::CompiledRuleSet next = rules::compile(rf);
+    std::lock_guard lk(mu_);
+    if (!set_) throw std::runtime_error("no rules loaded");
+    const rules::CompiledRuleSet& live = *set_;
+    using Key = std::tuple<std::uint32_t, std::uint32_t, std::uint8_t>;  // vni, addr, len
+    auto rules_of = [](const rules::CompiledRuleSet& s) {
+        std::map<std::string, std::vector<Key>> by_vault;
+        for (const auto& r : s.rules) by_vault[s.vaults[r.vault].name].push_back({r.vni, r.prefix.addr, r.prefix.len});
+        for (auto& [n, v] : by_vault) std::sort(v.begin(), v.end());
+        return by_vault;
+    };
+    auto settings_of = [](const rules::CompiledRuleSet& s, std::uint32_t vi) {
+        const auto& v = s.vaults[vi];
+        std::vector<std::tuple<std::uint32_t, std::uint32_t, std::uint16_t, int, bool>> eps;
+        for (const auto& e : s.endpoints)
+            if (e.vault == vi) eps.push_back({e.vni, e.addr, e.port, static_cast<int>(e.proto), e.is_private});
+        std::sort(eps.begin(), eps.end());
+        return std::tuple(v.public_access_disabled, v.default_allow, v.bypass, eps);
+    };
+    auto old_rules = rules_of(live), new_rules = rules_of(next);
+    std::map<std::string, std::uint32_t> old_idx, new_idx;
+    for (std::uint32_t i = 0; i < live.vaults.size(); ++i) old_idx[live.vaults[i].name] = i;
+    for (std::uint32_t i = 0; i < next.vaults.size(); ++i) new_idx[next.vaults[i].name] = i;
+    std::set<std::string> names;
+    for (auto& [n, i] : old_idx) names.insert(n);
+    for (auto& [n, i] : new_idx) names.insert(n);
+    Json vaults = Json::array();
+    for (const auto& n : names) {
+        const auto& a = old_rules[n];
+        const auto& b = new_rules[n];
+        std::vector<Key> added, removed;
+        std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(added));
+        std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(removed));
+        const bool was = old_idx.count(n), is = new_idx.count(n);
+        Json settings = Json::array();
+        if (was && is) {
+            auto [opd, oda, ob, oe] = settings_of(live, old_idx[n]);
+            auto [npd, nda, nb, ne] = settings_of(next, new_idx[n]);
+            if (opd != npd) settings.push_back("public_network_access");
+            if (oda != nda) settings.push_back("default_action");
+            if (ob != nb) settings.push_back("bypass");
+            if (oe != ne) settings.push_back("endpoints");
+        }
+        if (was && is && added.empty() && removed.empty() && settings.empty()) continue;
+        auto fmt = [](const std::vector<Key>& v) {
+            Json out = Json::array();
+            for (const auto& [vni, addr, len] : v) {
+                if (out.size() == kDiffListed) break;  // the counts stay exact
+                std::string p = rules::Ipv4Prefix{addr, len}.str();
+                out.push_back(vni ? p + " (vni " + std::to_string(vni) + ")" : p);
+            }
+            return out;
+        };
+        vaults.push_back({{"vault", n},
+                          {"change", !was ? "added" : !is ? "removed" : "changed"},
+                          {"rules_added", added.size()},
+                          {"rules_removed", removed.size()},
+                          {"added", fmt(added)},
+                          {"removed", fmt(removed)},
+                          {"settings", settings}});
+    }
+    Json host = Json::array();
+    if (live.vxlan_port != next.vxlan_port) host.push_back("vxlan_port");
+    if (live.vteps != next.vteps) host.push_back("vteps");
+    return {{"ok", true}, {"file", path}, {"live", config_path_}, {"changes", !vaults.empty() || !host.empty()},
+            {"vaults", vaults}, {"host", host}};
+}
+
+}  // namespace vaultwall::daemon
