@@ -193,30 +193,7 @@ Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const s
     std::vector<RuleEntry> out;
     out.reserve(have.size() + add.size());
     std::size_t a = 0, r = 0;
-    for (const auto& h : have) {
-        while (a < add.size() && entry(add[a]).before(h)) {
-            RuleEntry e = entry(add[a++]);
-            while (next_free < max_rules && taken[next_free]) ++next_free;
-            if (next_free >= max_rules)
-                throw std::length_error("the rules do not fit: this host's datapath holds " +
-                                        std::to_string(max_rules ? max_rules - 1 : 0) +
-                                        " rules (live and changed together); raise max_rules when attaching");
-            e.id = next_free;
-            taken[next_free] = true;
-            t.fresh_rule_ids.push_back(e.id);
-            t.upserts.push_back(e);
-            out.push_back(e);
-        }
-        if (a < add.size() && entry(add[a]).same_rule(h))
-            throw std::invalid_argument("rule " + add[a].str() + " is already live");
-        if (r < remove.size() && entry(remove[r]).same_rule(h)) {
-            t.removals.push_back(h);
-            ++r;
-            continue;
-        }
-        out.push_back(h);
-    }
-    while (a < add.size()) {
+    auto add_next = [&] {  // the next added rule, with the lowest id nobody holds
         RuleEntry e = entry(add[a++]);
         while (next_free < max_rules && taken[next_free]) ++next_free;
         if (next_free >= max_rules)
@@ -228,7 +205,19 @@ Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const s
         t.fresh_rule_ids.push_back(e.id);
         t.upserts.push_back(e);
         out.push_back(e);
+    };
+    for (const auto& h : have) {
+        while (a < add.size() && entry(add[a]).before(h)) add_next();
+        if (a < add.size() && entry(add[a]).same_rule(h))
+            throw std::invalid_argument("rule " + add[a].str() + " is already live");
+        if (r < remove.size() && entry(remove[r]).same_rule(h)) {
+            t.removals.push_back(h);
+            ++r;
+            continue;
+        }
+        out.push_back(h);
     }
+    while (a < add.size()) add_next();
     if (r != remove.size()) throw std::invalid_argument("rule " + remove[r].str() + " is not live");
     if (!live.vault_flags.count(vault_id)) throw std::invalid_argument("vault " + vault_name + " is not live");
     t.image.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(out));
