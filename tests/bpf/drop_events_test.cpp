@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <netinet/in.h>
+#include <sched.h>
 
 #include <chrono>
 #include <set>
@@ -115,6 +116,18 @@ TEST_F(DropEvents, RateZeroTurnsEventsOff) {
 // A burst far beyond the limit: one second's worth of tokens goes out, the
 // rest is counted as suppressed; every drop is accounted for.
 TEST_F(DropEvents, TokenBucketSendsTheLimitAndCountsTheRest) {
+    // The bucket is per CPU and a test run executes on the calling thread's
+    // CPU: pin this thread to one CPU so that both runs below draw from the
+    // same bucket (a migration between them would find a full one).
+    cpu_set_t saved, one;
+    ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    struct Restore {
+        cpu_set_t set;
+        ~Restore() { sched_setaffinity(0, sizeof set, &set); }
+    } restore{saved};
     install_rate(50);
     const auto frame = tcp_frame({ip("198.51.100.8"), ip("203.0.113.10"), 1, 443});
     auto before = bpfmaps::read_event_budget(*dp);
