@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "daemon/control.hpp"
 #include "fleet/cli.hpp"
 #include "fleet/ruleset.hpp"
 
@@ -31,7 +32,7 @@ int run_status(const FleetArgs& a) {
         fleet::EtcdClient etcd(fleet::etcd_options(a.etcd));
         st = fleet::fleet_status(etcd, a.ruleset);
     } catch (const fleet::EtcdError& e) {
-        if (a.json) std::cout << Json{{"ok", false}, {"error", e.what()}}.dump() << "\n";
+        if (a.json) std::cout << daemon::dump_json(Json{{"ok", false}, {"error", e.what()}}) << "\n";
         else std::cerr << "vaultwallctl: " << e.what() << "\n";
         return 3;
     }
@@ -48,9 +49,10 @@ int run_status(const FleetArgs& a) {
                              {"seen_revision", r.seen_revision},
                              {"updated", r.updated}});
         }
-        std::cout << Json{{"ok", st.converged()}, {"ruleset", st.ruleset}, {"revision", st.revision},
-                          {"hosts", hosts}}
-                         .dump(2)
+        // Host ids and errors come from etcd: written whatever bytes they hold.
+        std::cout << daemon::dump_json(Json{{"ok", st.converged()}, {"ruleset", st.ruleset},
+                                            {"revision", st.revision}, {"hosts", hosts}},
+                                       2)
                   << "\n";
     } else {
         std::printf("rule set %s: latest revision %lld, %zu live host%s\n", st.ruleset.c_str(),

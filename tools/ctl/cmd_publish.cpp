@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "daemon/control.hpp"
 #include "fleet/cli.hpp"
 #include "fleet/ruleset.hpp"
 #include "rules/compiled.hpp"
@@ -39,7 +40,7 @@ int run_publish(const PublishArgs& a) {
         if (a.json) {
             Json errs = Json::array();
             for (const auto& d : e.diagnostics()) errs.push_back(d.str());
-            std::cout << Json{{"ok", false}, {"errors", errs}}.dump() << "\n";
+            std::cout << daemon::dump_json(Json{{"ok", false}, {"errors", errs}}) << "\n";
         } else {
             for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
             std::cerr << "vaultwallctl: " << a.file << " not published: it has errors\n";
@@ -55,7 +56,7 @@ int run_publish(const PublishArgs& a) {
         fleet::EtcdClient etcd(eo);
         r = fleet::publish(etcd, a.ruleset, bundle, cas);
     } catch (const fleet::EtcdError& e) {
-        if (a.json) std::cout << Json{{"ok", false}, {"error", e.what()}}.dump() << "\n";
+        if (a.json) std::cout << daemon::dump_json(Json{{"ok", false}, {"error", e.what()}}) << "\n";
         else std::cerr << "vaultwallctl: " << e.what() << "\n";
         return 3;
     }
@@ -65,12 +66,12 @@ int run_publish(const PublishArgs& a) {
         std::string msg = cas ? "rule set " + a.ruleset + " is at revision " + std::to_string(r.revision) + ", not " +
                                     std::to_string(*cas) + ": nothing written (re-read it and publish again)"
                               : "rule set " + a.ruleset + " kept changing under concurrent publishes: nothing written";
-        if (a.json) std::cout << Json{{"ok", false}, {"error", msg}, {"revision", r.revision}}.dump() << "\n";
+        if (a.json) std::cout << daemon::dump_json(Json{{"ok", false}, {"error", msg}, {"revision", r.revision}}) << "\n";
         else std::cerr << "vaultwallctl: " << msg << "\n";
         return 1;
     }
     if (a.json)
-        std::cout << Json{{"ok", true}, {"ruleset", a.ruleset}, {"revision", r.revision}, {"files", files}}.dump()
+        std::cout << daemon::dump_json(Json{{"ok", true}, {"ruleset", a.ruleset}, {"revision", r.revision}, {"files", files}})
                   << "\n";
     else
         std::cout << "published " << a.file << " as rule set " << a.ruleset << " revision " << r.revision << " ("
