@@ -4,16 +4,13 @@
 
 namespace vaultwall::rules {
 
-namespace {
-// Parses a decimal 0..max with no sign, no leading zero (except "0").
-std::optional<unsigned> parse_decimal(std::string_view s, unsigned max) {
+std::optional<unsigned> parse_small_decimal(std::string_view s, unsigned max) {
     if (s.empty() || s.size() > 3 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
     unsigned v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
     return v;
 }
-}  // namespace
 
 std::optional<std::uint32_t> parse_ipv4(std::string_view text) {
     std::uint32_t addr = 0;
@@ -21,7 +18,7 @@ std::optional<std::uint32_t> parse_ipv4(std::string_view text) {
         auto dot = text.find('.');
         if ((i < 3) != (dot != std::string_view::npos)) return std::nullopt;
         auto part = text.substr(0, dot);
-        auto octet = parse_decimal(part, 255);
+        auto octet = parse_small_decimal(part, 255);
         if (!octet) return std::nullopt;
         addr = (addr << 8) | *octet;
         text = i < 3 ? text.substr(dot + 1) : std::string_view{};
@@ -42,7 +39,7 @@ std::optional<PrefixParse> parse_ipv4_prefix(std::string_view text) {
     if (!addr) return std::nullopt;
     unsigned len = 32;
     if (slash != std::string_view::npos) {
-        auto l = parse_decimal(text.substr(slash + 1), 32);
+        auto l = parse_small_decimal(text.substr(slash + 1), 32);
         if (!l) return std::nullopt;
         len = *l;
     }

@@ -8,6 +8,10 @@
 
 namespace vaultwall::rules {
 
+// A decimal 0..max (max < 1000) with no sign and no leading zero (except "0"):
+// an octet or a prefix length.
+std::optional<unsigned> parse_small_decimal(std::string_view s, unsigned max);
+
 // Dotted quad only ("192.0.2.1"): no leading zeros, no shorthand forms.
 std::optional<std::uint32_t> parse_ipv4(std::string_view text);
 std::string format_ipv4(std::uint32_t addr);
