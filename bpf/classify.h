@@ -82,7 +82,7 @@ static __always_inline __u32 decapsulate_vxlan(__u32 set, struct cursor *c,
 	if (parse_ethernet(c, &proto) < 0)
 		return VW_DROP_MALFORMED;
 	if (proto != bpf_htons(ETH_P_IP))
-		return VW_PASS_NOT_IPV4;
+		return VW_PASS_NOT_IP;
 	if (parse_ipv4(c, &inner) < 0)
 		return VW_DROP_MALFORMED;
 
@@ -275,7 +275,7 @@ static __always_inline void classify(struct xdp_md *ctx, struct flow *f,
 		return;
 	}
 	if (proto != bpf_htons(ETH_P_IP)) {
-		v->reason = VW_PASS_NOT_IPV4;
+		v->reason = VW_PASS_NOT_IP;
 		return;
 	}
 	if (parse_ipv4(&c, &ip) < 0) {

@@ -82,6 +82,62 @@ struct {
 	__type(value, __u32);
 } vw_vteps SEC(".maps");
 
+/* IPv6 (vaultwall_abi.h, "IPv6 tables"): the twins of the maps above. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VW_SETS * VW_MAX_ENDPOINTS6 * 2);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_endpoint6_key);
+	__type(value, struct vw_endpoint);
+} vw_endpoints6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VW_SETS * VW_MAX_ENDPOINTS6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_addr6_key);
+	__type(value, __u32);
+} vw_protected_addrs6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VW_SETS * VW_MAX_VTEP_PREFIXES6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_vtep6_key);
+	__type(value, __u32);
+} vw_vteps6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VW_SETS * VW_DEFAULT_MAX_RULES); /* resized at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_rule6_key);
+	__type(value, __u32); /* rule id */
+} vw_rules6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VW_SETS * VW_DEFAULT_MAX_RULES); /* resized at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_rule6_key);
+	__type(value, __u32); /* rule id */
+} vw_rules6_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VW_SETS * VW_MAX_SCOPES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vw_scope_key);
+	__type(value, struct vw_scope6);
+} vw_scopes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VW_ADMISSIONS6);
+	__type(key, struct vw_flow6_key);
+	__type(value, struct vw_admission);
+} vw_admissions6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, VW_GLOBAL_REASONS);

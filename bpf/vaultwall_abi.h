@@ -30,6 +30,16 @@
 /* Bits of the VTEP LPM key before the source address: set. */
 #define VW_VTEP_KEY_FIXED_BITS 32
 
+/* IPv6 (SPEC §11). Tables of their own beside the IPv4 ones, so the IPv4
+ * keys stay 32-bit and the IPv4 path does not pay for IPv6. */
+#define VW_IPV6_ADDR_LEN 16
+#define VW_MAX_ENDPOINTS6 65536       /* per set */
+#define VW_MAX_VTEP_PREFIXES6 4096    /* per set */
+#define VW_ADMISSIONS6 262144         /* LRU of IPv6 SYN admission records */
+/* Extension headers the datapath walks before it gives up on a chain
+ * (docs/datapath.md, "IPv6"): a longer chain is drop.malformed. */
+#define VW_IPV6_MAX_EXT_HEADERS 8
+
 /*
  * Verdict reasons. The first group is counted globally, the second per
  * vault. Names (SPEC §4) are in userspace/common/reasons.hpp.
@@ -40,7 +50,7 @@
  * group, and is reported like a drop.
  */
 enum vw_reason {
-	VW_PASS_NOT_IPV4 = 0,
+	VW_PASS_NOT_IP = 0,      /* neither IPv4 nor IPv6 (was not_ipv4) */
 	VW_PASS_UNPROTECTED,
 	VW_DROP_MALFORMED,
 	VW_DROP_UNTRUSTED_VTEP,
@@ -65,7 +75,7 @@ enum vw_reason {
 static inline int vw_reason_passes(__u32 reason)
 {
 	switch (reason) {
-	case VW_PASS_NOT_IPV4:
+	case VW_PASS_NOT_IP:
 	case VW_PASS_UNPROTECTED:
 	case VW_PASS_PRIVATE_ENDPOINT:
 	case VW_PASS_IP_RULE:
@@ -219,6 +229,60 @@ struct vw_vtep_key {
 	__u32 addr;         /* network byte order */
 };
 
+/*
+ * IPv6 tables (docs/datapath.md, "IPv6 rule lookup"). Addresses are 16 bytes
+ * in network order. Endpoints, protected addresses and VTEPs mirror their
+ * IPv4 twins.
+ */
+struct vw_endpoint6_key {
+	__u8 set;
+	__u8 proto;         /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 port;         /* network byte order */
+	__u32 vni;          /* 0, a VNI, or VW_VNI_ANY_PRIVATE, as vw_endpoint_key */
+	__u8 addr[VW_IPV6_ADDR_LEN];
+};
+/* value: struct vw_endpoint */
+
+struct vw_addr6_key {
+	__u32 set;
+	__u8 addr[VW_IPV6_ADDR_LEN];
+};
+
+struct vw_vtep6_key {
+	__u32 prefixlen;    /* VW_VTEP_KEY_FIXED_BITS + source prefix length */
+	__u32 set;
+	__u8 addr[VW_IPV6_ADDR_LEN];
+};
+
+/*
+ * IPv6 source rules. One key layout serves two maps:
+ *  - vw_rules6, an LPM trie holding every IPv6 rule (the record user space
+ *    adopts, and the lookup of scopes with too many prefix lengths);
+ *  - vw_rules6_hash, a hash holding the same rules with the host bits of
+ *    addr clear: the packet path masks the source to each prefix length the
+ *    scope uses, longest first, and the first hit is the longest match.
+ * prefixlen counts all bits in both: VW_RULE_KEY_FIXED_BITS + the length.
+ */
+struct vw_rule6_key {
+	__u32 prefixlen;
+	__u32 set;
+	__u32 vault_id;
+	__u32 vni;          /* 0: ip rule; else virtual-network rule */
+	__u8 addr[VW_IPV6_ADDR_LEN];
+};
+/* value: __u32 rule id (the same id space and vw_rule_hits as IPv4) */
+
+/* vw_scopes6[(set, vault, vni)] (key: struct vw_scope_key): the distinct
+ * prefix lengths of the scope's IPv6 rules, longest first. A scope with more
+ * than VW_SCOPE6_MAX_LENS lengths is flagged VW_SCOPE_TRIE and looked up in
+ * vw_rules6 instead (one trie walk beats that many hash probes). */
+#define VW_SCOPE6_MAX_LENS 16
+struct vw_scope6 {
+	__u32 flags;        /* VW_SCOPE_TRIE */
+	__u32 nlens;        /* 0..VW_SCOPE6_MAX_LENS */
+	__u8 lens[VW_SCOPE6_MAX_LENS]; /* 0..128, descending */
+};
+
 /* vw_vault_names[vault_id]: stable vault identities (not per set), so a
  * restarted daemon keeps the same ids and counters. Empty name: free id. */
 struct vw_vault_name {
@@ -236,6 +300,16 @@ struct vw_flow_key {
 	__u32 pad;          /* zero */
 };
 
+/* The same for IPv6 flows, in vw_admissions6. */
+struct vw_flow6_key {
+	__u8 saddr[VW_IPV6_ADDR_LEN];
+	__u8 daddr[VW_IPV6_ADDR_LEN];
+	__u16 sport;
+	__u16 dport;
+	__u32 pad;          /* zero */
+};
+
+/* Value of both vw_admissions and vw_admissions6. */
 struct vw_admission {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns() */
 	__u64 generation;
@@ -255,9 +329,10 @@ struct vw_admission {
 #define VW_DROP_EVENTS_RING_BYTES (512u * 1024) /* ring buffer size */
 #define VW_NSEC_PER_SEC 1000000000ull
 
-/* Addresses of an event: room for IPv6 later; IPv4 in addr[0]. */
+/* Addresses of an event: IPv4 in saddr[0]/daddr[0], IPv6 in all four words. */
 #define VW_FAMILY_NONE 0 /* not parsed far enough to have addresses */
 #define VW_FAMILY_IPV4 4
+#define VW_FAMILY_IPV6 6
 struct vw_drop_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 generation;   /* rule set that decided */

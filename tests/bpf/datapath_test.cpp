@@ -41,7 +41,7 @@ protected:
                 int rule_index = -1) {
         SCOPED_TRACE(hexdump(frame));
         const std::uint32_t vid = vault ? vault_id(vault) : 0;
-        const bool passes = reason == VW_PASS_NOT_IPV4 || reason == VW_PASS_UNPROTECTED ||
+        const bool passes = reason == VW_PASS_NOT_IP || reason == VW_PASS_UNPROTECTED ||
                             (reason >= VW_PASS_PRIVATE_ENDPOINT && reason <= VW_PASS_TRUSTED_CANDIDATE) ||
                             reason == VW_AUDIT_NO_RULE || reason == VW_AUDIT_PUBLIC_ACCESS_DISABLED;
         const std::uint32_t rule_id = rule_index >= 0 ? report.rule_ids.at(rule_index) : 0;
@@ -80,13 +80,13 @@ protected:
     }
 };
 
-TEST_F(Verdicts, NotIpv4Passes) {
-    expect(arp_frame(ip("192.0.2.1"), ip("203.0.113.10")), VW_PASS_NOT_IPV4);
-    expect(build(FrameSpec::tcp_flow({}).ethertype(kEtherIpv6)), VW_PASS_NOT_IPV4);
+TEST_F(Verdicts, NotIpPasses) {
+    expect(arp_frame(ip("192.0.2.1"), ip("203.0.113.10")), VW_PASS_NOT_IP);
+    expect(build(FrameSpec::tcp_flow({}).ethertype(kEtherIpv6)), VW_PASS_NOT_IP);
     // A third VLAN tag is beyond what the datapath parses: not IPv4 to it.
     auto three = FrameSpec::tcp_flow({ip("192.0.2.1"), ip("203.0.113.10"), 1, 443});
     three.qinq(10, 20).vlan(30);
-    expect(build(three), VW_PASS_NOT_IPV4);
+    expect(build(three), VW_PASS_NOT_IP);
 }
 
 TEST_F(Verdicts, UnprotectedDestinationsPass) {
@@ -134,7 +134,7 @@ TEST_F(Verdicts, UntrustedVtepAndBadVxlan) {
     expect(vxlan_encapsulate(plain_syn("198.19.1.7", "203.0.113.10"), no_i), VW_DROP_MALFORMED);
     // Overlay ARP passes as not IPv4; so does an overlay with a VLAN tag and IPv6.
     expect(vxlan_frame(kVtep, kHost, 5001, arp_frame(ip("198.19.1.7"), ip("198.19.1.100"))),
-           VW_PASS_NOT_IPV4);
+           VW_PASS_NOT_IP);
     // VXLAN header present but no room for the inner Ethernet header.
     Bytes stub;
     append_vxlan(stub, {5001, true, 0}, Bytes(10, 0));

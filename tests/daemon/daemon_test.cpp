@@ -195,7 +195,7 @@ TEST_F(DaemonTest, StatsJsonIsSpecShapeAndMetricsServeTheSameFigures) {
         for (auto& [n, v] : o.items()) k.push_back(n);
         return k;
     };
-    EXPECT_EQ(keys(j["global"]["pass"]), (std::vector<std::string>{"not_ipv4", "unprotected"}));
+    EXPECT_EQ(keys(j["global"]["pass"]), (std::vector<std::string>{"not_ip", "unprotected"}));
     EXPECT_EQ(keys(j["global"]["drop"]),
               (std::vector<std::string>{"malformed", "untrusted_vtep", "fragment", "not_private_link"}));
     ASSERT_TRUE(j["vaults"].contains("alpha"));

@@ -263,11 +263,11 @@ std::string hex(const Bytes& b) {
 
 TEST_F(DropsLab, ExplainAnyFrameAndWhatifOnACapture) {
     start(base_rules());
-    // not_ipv4 and malformed: only a real frame can show them.
+    // not_ip and malformed: only a real frame can show them.
     auto arp = vaultwall::packet::arp_frame(ip("198.51.100.9"), ip("203.0.113.10"));
     auto e = lab.ctl("explain --json --frame " + hex(arp));
     ASSERT_EQ(e.rc, 0) << e.out;
-    EXPECT_EQ(Json::parse(e.out)["reason"], "not_ipv4");
+    EXPECT_EQ(Json::parse(e.out)["reason"], "not_ip");
     Bytes cut = syn("198.51.100.9", "203.0.113.10");
     cut.resize(30);
     e = lab.ctl("explain --json --frame " + hex(cut));
@@ -297,7 +297,7 @@ TEST_F(DropsLab, ExplainAnyFrameAndWhatifOnACapture) {
     EXPECT_EQ(j["results"][0]["rule"], "192.0.2.0/24");
     EXPECT_EQ(j["results"][1]["reason"], "no_rule");
     EXPECT_EQ(j["results"][1]["flow"]["src"], "198.51.100.9");
-    EXPECT_EQ(j["results"][4]["reason"], "not_ipv4");
+    EXPECT_EQ(j["results"][4]["reason"], "not_ip");
     EXPECT_EQ(lab.ctl("explain --pcap " + pcap).rc, 0);
 
     // whatif: alpha admits 198.51.100.0/24, open turns to deny.

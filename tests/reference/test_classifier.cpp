@@ -190,7 +190,7 @@ protected:
 // ---------------------------------------------------------------- names
 
 TEST(Reasons, NamesAndClasses) {
-    const char* names[] = {"not_ipv4",         "unprotected",   "malformed", "untrusted_vtep",
+    const char* names[] = {"not_ip",         "unprotected",   "malformed", "untrusted_vtep",
                            "fragment",         "not_private_link", "private_endpoint", "ip_rule",
                            "vnet_rule",        "default_allow", "trusted_candidate", "no_rule",
                            "public_access_disabled", "no_rule", "public_access_disabled"};
@@ -198,7 +198,7 @@ TEST(Reasons, NamesAndClasses) {
         EXPECT_STREQ(vaultwall::reason_name(static_cast<vw_reason>(r)), names[r]);
     EXPECT_TRUE(vaultwall::reason_is_global(VW_DROP_NOT_PRIVATE_LINK));
     EXPECT_FALSE(vaultwall::reason_is_global(VW_PASS_PRIVATE_ENDPOINT));
-    EXPECT_TRUE(vaultwall::reason_is_pass(VW_PASS_NOT_IPV4));
+    EXPECT_TRUE(vaultwall::reason_is_pass(VW_PASS_NOT_IP));
     EXPECT_FALSE(vaultwall::reason_is_pass(VW_DROP_NO_RULE));
     EXPECT_TRUE(vaultwall::reason_is_pass(VW_PASS_TRUSTED_CANDIDATE));
     EXPECT_FALSE(vaultwall::reason_is_pass(VW_DROP_PUBLIC_ACCESS_DISABLED));
@@ -214,15 +214,15 @@ TEST(Reasons, NamesAndClasses) {
 
 // ---------------------------------------------------------------- 1. Ethernet
 
-TEST_F(ClassifierTest, NotIpv4) {
-    expect(cat({eth(0x0806), Bytes(28, 0)}), VW_PASS_NOT_IPV4);  // ARP
-    expect(cat({eth(0x86dd), Bytes(40, 0)}), VW_PASS_NOT_IPV4);  // IPv6
+TEST_F(ClassifierTest, NotIp) {
+    expect(cat({eth(0x0806), Bytes(28, 0)}), VW_PASS_NOT_IP);  // ARP
+    expect(cat({eth(0x86dd), Bytes(40, 0)}), VW_PASS_NOT_IP);  // IPv6
     // a third VLAN tag is not parsed
     auto l4 = tcp(1, 443, SYN);
     expect(cat({eth(0x0800, {0x88a8, 0x8100, 0x8100}), ipv4(ip("192.0.2.5"), ip("203.0.113.10"),
                                                             TCP, l4.size()),
                 l4}),
-           VW_PASS_NOT_IPV4);
+           VW_PASS_NOT_IP);
 }
 
 TEST_F(ClassifierTest, VlanTags) {
@@ -340,7 +340,7 @@ TEST_F(ClassifierTest, Vxlan) {
     // no room for the inner Ethernet header
     expect(vxlan_frame("198.18.0.5", 5001, Bytes(13, 0)), VW_DROP_MALFORMED);
     // inner not IPv4 (overlay ARP): passes, VNI known
-    expect(vxlan_frame("198.18.0.5", 5001, cat({eth(0x0806), Bytes(28, 0)})), VW_PASS_NOT_IPV4, -1,
+    expect(vxlan_frame("198.18.0.5", 5001, cat({eth(0x0806), Bytes(28, 0)})), VW_PASS_NOT_IP, -1,
            -1, 5001);
     // inner IPv4 malformed; inner bounded by the outer datagram
     auto bad_inner = inner;

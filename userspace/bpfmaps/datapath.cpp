@@ -61,7 +61,10 @@ std::unique_ptr<Datapath> Datapath::open(const LoadOptions& opts) {
     dp->max_rules_ = opts.max_rules ? opts.max_rules : VW_DEFAULT_MAX_RULES;
     if (dp->max_rules_ < 2) throw std::invalid_argument("max_rules must be at least 2");
     // Both rule sets share one trie; rule ids index the per-CPU hit counters.
+    // IPv4 and IPv6 rules share the rule ids (and so the hit counters).
     if (bpf_map__set_max_entries(dp->skel_->maps.vw_rules, VW_SETS * dp->max_rules_) ||
+        bpf_map__set_max_entries(dp->skel_->maps.vw_rules6, VW_SETS * dp->max_rules_) ||
+        bpf_map__set_max_entries(dp->skel_->maps.vw_rules6_hash, VW_SETS * dp->max_rules_) ||
         bpf_map__set_max_entries(dp->skel_->maps.vw_rule_hits, dp->max_rules_))
         throw_errno("sizing the rule maps");
     dp->lookup_blocks_ = opts.lookup_blocks ? opts.lookup_blocks : VW_DEFAULT_STRIDE_BLOCKS;

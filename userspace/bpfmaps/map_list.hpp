@@ -28,4 +28,15 @@
     X(scopes, vw_scopes, struct vw_scope_key, struct vw_scope, "per set: rule scope -> stride root or trie") \
     X(stride_blocks, vw_stride_blocks, __u32, struct vw_stride_block, "per set: stride-table blocks")      \
     X(drop_events, vw_drop_events, __u32, __u32, "ring buffer of denied-flow events (struct vw_drop_event)")  \
-    X(event_budget, vw_event_budget, __u32, struct vw_event_budget, "per-CPU token bucket of the events")
+    X(event_budget, vw_event_budget, __u32, struct vw_event_budget, "per-CPU token bucket of the events")   \
+    X(endpoints6, vw_endpoints6, struct vw_endpoint6_key, struct vw_endpoint,                              \
+      "per set: protected IPv6 endpoints (public and private)")                                            \
+    X(protected_addrs6, vw_protected_addrs6, struct vw_addr6_key, __u32,                                   \
+      "per set: IPv6 addresses carrying an endpoint")                                                      \
+    X(vteps6, vw_vteps6, struct vw_vtep6_key, __u32, "per set: trusted VXLAN tunnel endpoints on IPv6")    \
+    X(rules6, vw_rules6, struct vw_rule6_key, __u32, "per set: IPv6 source rules -> rule id, LPM trie")    \
+    X(rules6_hash, vw_rules6_hash, struct vw_rule6_key, __u32,                                             \
+      "per set: IPv6 source rules -> rule id, hashed by prefix length")                                    \
+    X(scopes6, vw_scopes6, struct vw_scope_key, struct vw_scope6,                                          \
+      "per set: IPv6 rule scope -> its prefix lengths, or trie")                                           \
+    X(admissions6, vw_admissions6, struct vw_flow6_key, struct vw_admission, "IPv6 SYN admission records (gate)")

@@ -10,12 +10,12 @@
 
 namespace vaultwall {
 
-// "not_ipv4", "unprotected", ... ; "unknown" for values outside the enum.
+// "not_ip", "unprotected", ... ; "unknown" for values outside the enum.
 // An audit reason has the name of the drop it stands for: its verdict
 // (verdict_name) tells them apart.
 inline const char* reason_name(vw_reason r) {
     switch (r) {
-        case VW_PASS_NOT_IPV4: return "not_ipv4";
+        case VW_PASS_NOT_IP: return "not_ip";
         case VW_PASS_UNPROTECTED: return "unprotected";
         case VW_DROP_MALFORMED: return "malformed";
         case VW_DROP_UNTRUSTED_VTEP: return "untrusted_vtep";

@@ -1,6 +1,6 @@
 // `explain` for any frame (SPEC §9): the live kernel program (the pinned
 // xdp_vw_explain, no side effects) and the live reference model side by side,
-// so every reason, not_ipv4 and malformed included, can be explained.
+// so every reason, not_ip and malformed included, can be explained.
 #pragma once
 
 #include <cstdint>

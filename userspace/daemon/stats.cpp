@@ -69,7 +69,7 @@ namespace {
 Json leaf(const Count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
 
 // SPEC §4 key order within each group.
-const vw_reason kGlobalPass[] = {VW_PASS_NOT_IPV4, VW_PASS_UNPROTECTED};
+const vw_reason kGlobalPass[] = {VW_PASS_NOT_IP, VW_PASS_UNPROTECTED};
 const vw_reason kGlobalDrop[] = {VW_DROP_MALFORMED, VW_DROP_UNTRUSTED_VTEP, VW_DROP_FRAGMENT,
                                  VW_DROP_NOT_PRIVATE_LINK};
 const vw_reason kVaultPass[] = {VW_PASS_PRIVATE_ENDPOINT, VW_PASS_IP_RULE, VW_PASS_VNET_RULE,

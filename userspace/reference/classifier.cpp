@@ -18,7 +18,7 @@ std::uint32_t be32(const std::uint8_t* p) {
     return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
 }
 
-enum class EthResult { ipv4, not_ipv4, malformed };
+enum class EthResult { ipv4, not_ip, malformed };
 
 // Step 1: Ethernet plus up to two VLAN tags in [off, end). On ipv4, `off`
 // is moved to the IPv4 header.
@@ -31,7 +31,7 @@ EthResult parse_ethernet(const std::uint8_t* f, std::size_t& off, std::size_t en
         type = be16(f + off + 2);
         off += 4;
     }
-    return type == kEthIpv4 ? EthResult::ipv4 : EthResult::not_ipv4;
+    return type == kEthIpv4 ? EthResult::ipv4 : EthResult::not_ip;
 }
 
 struct Ipv4 {
@@ -151,7 +151,7 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
     std::size_t off = 0;
     switch (parse_ethernet(f, off, len)) {
         case EthResult::malformed: return done(VW_DROP_MALFORMED);
-        case EthResult::not_ipv4: return done(VW_PASS_NOT_IPV4);
+        case EthResult::not_ip: return done(VW_PASS_NOT_IP);
         case EthResult::ipv4: break;
     }
     // 2. IPv4
@@ -190,7 +190,7 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
         std::size_t inner_off = vx + 8;
         switch (parse_ethernet(f, inner_off, outer.end)) {
             case EthResult::malformed: return done(VW_DROP_MALFORMED);
-            case EthResult::not_ipv4: return done(VW_PASS_NOT_IPV4);
+            case EthResult::not_ip: return done(VW_PASS_NOT_IP);
             case EthResult::ipv4: break;
         }
         Ipv4 inner;
