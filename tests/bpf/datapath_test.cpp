@@ -82,7 +82,7 @@ protected:
 
 TEST_F(Verdicts, NotIpPasses) {
     expect(arp_frame(ip("192.0.2.1"), ip("203.0.113.10")), VW_PASS_NOT_IP);
-    expect(build(FrameSpec::tcp_flow({}).ethertype(kEtherIpv6)), VW_PASS_NOT_IP);
+    expect(build(FrameSpec::tcp_flow({}).ethertype(0x88b5)), VW_PASS_NOT_IP);  // not IP at all
     // A third VLAN tag is beyond what the datapath parses: not IPv4 to it.
     auto three = FrameSpec::tcp_flow({ip("192.0.2.1"), ip("203.0.113.10"), 1, 443});
     three.qinq(10, 20).vlan(30);

@@ -3,6 +3,7 @@
 // the builder's own helpers where possible.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -268,9 +269,10 @@ TEST(Other, OtherProtocolAndEtherType) {
     EXPECT_EQ(f.size(), 14u + 20u + 4u);
     EXPECT_EQ(f[23], 47);
 
-    const Bytes v6 = FrameSpec{}.ethertype(kEtherIpv6).with_payload(Bytes(40, 0)).build();
-    EXPECT_EQ(v6.size(), 54u);
-    EXPECT_EQ(rd16(v6, 12), 0x86dd);
+    // An EtherType the builder has no layer for: just the payload.
+    const Bytes other = FrameSpec{}.ethertype(0x88b5).with_payload(Bytes(40, 0)).build();
+    EXPECT_EQ(other.size(), 54u);
+    EXPECT_EQ(rd16(other, 12), 0x88b5);
 
     FrameSpec raw = FrameSpec::tcp_flow(kFlow).with_payload({7, 7});
     raw.l4_header = false;  // e.g. a TCP datagram too short for its header
@@ -379,6 +381,114 @@ TEST(Layers, ManualCompositionMatchesBuild) {
     append_ipv4(l3, ipspec, l4);
     append_ethernet(frame, EthernetSpec{}, l3);
     EXPECT_EQ(frame, tcp_frame(kFlow));
+}
+
+// ---------------------------------------------------------------------- IPv6
+
+// 2001:db8::1 -> 2001:db8::10, written out byte by byte.
+constexpr Ipv6Addr kSrc6{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+constexpr Ipv6Addr kDst6{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+const Flow6 kFlow6{kSrc6, kDst6, 40000, 443};
+
+// The L4 checksum over an independently summed IPv6 pseudo-header.
+bool l4_checksum6_ok(const Bytes& b, std::size_t l3, std::size_t l4, std::uint8_t proto) {
+    const std::size_t len = b.size() - l4;
+    std::uint32_t pseudo = ones_sum(b, l3 + 8, 32);  // src and dst
+    pseudo += static_cast<std::uint32_t>(len) + proto;
+    pseudo = (pseudo & 0xffff) + (pseudo >> 16);
+    return ones_sum(b, l4, len, pseudo) == 0xffff;
+}
+
+TEST(Ipv6, HeaderFieldsAndTcpChecksum) {
+    FrameSpec s = FrameSpec::tcp_flow6(kFlow6);
+    s.ip6.traffic_class = 0xab;
+    s.ip6.flow_label = 0x12345;
+    const Bytes f = s.build();
+    ASSERT_EQ(f.size(), 14u + 40u + 20u) << hexdump(f);
+    EXPECT_EQ(rd16(f, 12), 0x86dd);
+    EXPECT_EQ(rd32(f, 14), 0x6ab12345u);  // version 6, class 0xab, flow label
+    EXPECT_EQ(rd16(f, 18), 20);           // payload length
+    EXPECT_EQ(f[20], kProtoTcp);          // next header
+    EXPECT_EQ(f[21], 64);                 // hop limit
+    EXPECT_EQ(Ipv6Addr(), Ipv6Addr{});
+    EXPECT_TRUE(std::equal(kSrc6.begin(), kSrc6.end(), f.begin() + 22));
+    EXPECT_TRUE(std::equal(kDst6.begin(), kDst6.end(), f.begin() + 38));
+    EXPECT_EQ(rd16(f, 54), 40000);
+    EXPECT_EQ(rd16(f, 56), 443);
+    EXPECT_EQ(f[67], tcp_flags::syn);
+    EXPECT_TRUE(l4_checksum6_ok(f, 14, 54, kProtoTcp)) << hexdump(f);
+    EXPECT_EQ(s.l4_offset(), 54u);
+}
+
+TEST(Ipv6, UdpAndIcmp6Checksums) {
+    const Bytes u = udp_frame6(kFlow6, Bytes{1, 2, 3});
+    EXPECT_EQ(u[20], kProtoUdp);
+    EXPECT_EQ(rd16(u, 58), 11);
+    EXPECT_TRUE(l4_checksum6_ok(u, 14, 54, kProtoUdp)) << hexdump(u);
+    const Bytes e = FrameSpec::icmp6_echo(kSrc6, kDst6).build();
+    EXPECT_EQ(e[20], kProtoIcmp6);
+    EXPECT_EQ(e[54], 128);
+    EXPECT_TRUE(l4_checksum6_ok(e, 14, 54, kProtoIcmp6)) << hexdump(e);
+}
+
+TEST(Ipv6, ExtensionHeadersAreChainedAndSizedByType) {
+    FrameSpec s = FrameSpec::udp_flow6(kFlow6);
+    s.ext6(Ipv6ExtHeader::options(kProtoHopByHop, 0))
+        .ext6(Ipv6ExtHeader::options(kProtoRouting, 2))
+        .ext6(Ipv6ExtHeader::fragment(0, true, 0xdeadbeef))
+        .ext6(Ipv6ExtHeader::options(kProtoDstOpts, 1));
+    const Bytes f = s.build();
+    const std::size_t l3 = 14, l4 = l3 + 40 + 8 + 24 + 8 + 16;
+    ASSERT_EQ(f.size(), l4 + 8) << hexdump(f);
+    EXPECT_EQ(rd16(f, l3 + 4), 8 + 24 + 8 + 16 + 8);  // payload length covers the chain
+    EXPECT_EQ(f[l3 + 6], kProtoHopByHop);
+    EXPECT_EQ(f[54], kProtoRouting);  // hop-by-hop: next, hdr_ext_len 0
+    EXPECT_EQ(f[55], 0);
+    EXPECT_EQ(f[62], kProtoFragment);  // routing, 24 bytes
+    EXPECT_EQ(f[63], 2);
+    EXPECT_EQ(f[86], kProtoDstOpts);  // fragment: offset 0, M set, id
+    EXPECT_EQ(rd16(f, 88), 0x0001);
+    EXPECT_EQ(rd32(f, 90), 0xdeadbeefu);
+    EXPECT_EQ(f[94], kProtoUdp);  // destination options, 16 bytes
+    EXPECT_EQ(f[95], 1);
+    EXPECT_EQ(rd16(f, l4 + 2), 443);
+    EXPECT_EQ(s.l4_offset(), l4);
+    EXPECT_TRUE(l4_checksum6_ok(f, l3, l4, kProtoUdp)) << hexdump(f);
+}
+
+TEST(Ipv6, NonFirstFragmentHasNoL4HeaderAndOverridesLie) {
+    FrameSpec s = FrameSpec::tcp_flow6(kFlow6).with_payload(Bytes(16, 0xee));
+    s.ext6(Ipv6ExtHeader::fragment(3, false));
+    const Bytes f = s.build();
+    ASSERT_EQ(f.size(), 14u + 40u + 8u + 16u);
+    EXPECT_EQ(rd16(f, 56), 3 << 3);  // offset 3, M clear
+    EXPECT_EQ(f[62], 0xee);
+    s.ip6.version = 4;
+    s.ip6.payload_len = 999;
+    s.ip6.ext[0].hdr_ext_len = 7;
+    const Bytes g = s.build();
+    EXPECT_EQ(g[14] >> 4, 4);
+    EXPECT_EQ(rd16(g, 18), 999);
+    EXPECT_EQ(g[55], 7);
+    EXPECT_EQ(g.size(), f.size());
+}
+
+TEST(Ipv6, VxlanOverAnIpv6Underlay) {
+    const Bytes inner = tcp_frame6(kFlow6);
+    const Bytes f = vxlan_frame6(kSrc6, kDst6, 5001, inner);
+    const auto spec = VxlanSpec::between6(kSrc6, kDst6, 5001);
+    ASSERT_EQ(vxlan_inner_offset(spec), 14u + 40u + 8u + 8u);
+    ASSERT_EQ(f.size(), 14u + 40u + 8u + 8u + inner.size());
+    EXPECT_EQ(rd16(f, 12), 0x86dd);
+    EXPECT_EQ(f[20], kProtoUdp);
+    EXPECT_EQ(rd16(f, 56), kVxlanPort);
+    EXPECT_EQ(f[62], kVxlanFlagI);
+    EXPECT_EQ(rd32(f, 66) >> 8, 5001u);
+    EXPECT_TRUE(std::equal(inner.begin(), inner.end(), f.begin() + 70));
+    // Inner IPv6 over an IPv4 underlay.
+    const Bytes g = vxlan_frame(ip(198, 18, 0, 5), ip(198, 18, 0, 1), 5001, inner);
+    EXPECT_EQ(rd16(g, 12), 0x0800);
+    EXPECT_EQ(rd16(g, 50 + 12), 0x86dd);
 }
 
 }  // namespace

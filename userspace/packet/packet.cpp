@@ -47,6 +47,16 @@ std::uint32_t pseudo_header_sum(std::uint32_t src, std::uint32_t dst, std::uint8
     return (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + l4_len;
 }
 
+std::uint32_t pseudo_header_sum6(const Ipv6Addr& src, const Ipv6Addr& dst, std::uint8_t proto,
+                                 std::uint32_t l4_len) {
+    std::uint32_t sum = 0;
+    for (std::size_t i = 0; i < 16; i += 2) {
+        sum += static_cast<std::uint32_t>(src[i] << 8 | src[i + 1]);
+        sum += static_cast<std::uint32_t>(dst[i] << 8 | dst[i + 1]);
+    }
+    return sum + (l4_len >> 16) + (l4_len & 0xffff) + proto;
+}
+
 // ------------------------------------------------------------------- lengths
 
 std::size_t ethernet_header_len(const EthernetSpec& eth) {
@@ -56,6 +66,20 @@ std::size_t ethernet_header_len(const EthernetSpec& eth) {
 std::size_t ipv4_header_len(const Ipv4Spec& ip) {
     return kIpv4HeaderLen + padded4(ip.options.size());
 }
+
+std::size_t Ipv6Spec::ext_len() const {
+    std::size_t n = 0;
+    for (const auto& h : ext) n += h.size();
+    return n;
+}
+
+const Ipv6ExtHeader* Ipv6Spec::fragment_header() const {
+    for (const auto& h : ext)
+        if (h.type == kProtoFragment) return &h;
+    return nullptr;
+}
+
+std::size_t ipv6_header_len(const Ipv6Spec& ip) { return kIpv6HeaderLen + ip.ext_len(); }
 
 std::size_t tcp_header_len(const TcpSpec& tcp) {
     return kTcpHeaderLen + padded4(tcp.options.size());
@@ -101,8 +125,11 @@ void append_ipv4(Bytes& out, const Ipv4Spec& ip, ByteView payload) {
     put_bytes(out, payload);
 }
 
-void append_tcp(Bytes& out, const TcpSpec& tcp, std::uint32_t src, std::uint32_t dst,
-                ByteView payload) {
+namespace {
+
+// TCP and UDP of either family: `pseudo(len)` is the pseudo-header sum.
+template <class Pseudo>
+void put_tcp(Bytes& out, const TcpSpec& tcp, Pseudo pseudo, ByteView payload) {
     const std::size_t start = out.size();
     const std::size_t hlen = tcp_header_len(tcp);
     const std::uint8_t doff = tcp.data_offset.value_or(static_cast<std::uint8_t>(hlen / 4)) & 0x0f;
@@ -120,13 +147,12 @@ void append_tcp(Bytes& out, const TcpSpec& tcp, std::uint32_t src, std::uint32_t
     put_bytes(out, payload);
     if (tcp.checksum) {
         const auto len = static_cast<std::uint16_t>(out.size() - start);
-        set16(out, start + 16,
-              inet_checksum(ByteView(out).subspan(start), pseudo_header_sum(src, dst, kProtoTcp, len)));
+        set16(out, start + 16, inet_checksum(ByteView(out).subspan(start), pseudo(len)));
     }
 }
 
-void append_udp(Bytes& out, const UdpSpec& udp, std::uint32_t src, std::uint32_t dst,
-                ByteView payload) {
+template <class Pseudo>
+void put_udp(Bytes& out, const UdpSpec& udp, Pseudo pseudo, ByteView payload) {
     const std::size_t start = out.size();
     const auto real_len = static_cast<std::uint16_t>(kUdpHeaderLen + payload.size());
     put16(out, udp.sport);
@@ -135,11 +161,68 @@ void append_udp(Bytes& out, const UdpSpec& udp, std::uint32_t src, std::uint32_t
     put16(out, 0);  // checksum, below
     put_bytes(out, payload);
     if (udp.checksum) {
-        std::uint16_t csum = inet_checksum(ByteView(out).subspan(start),
-                                           pseudo_header_sum(src, dst, kProtoUdp, real_len));
+        std::uint16_t csum = inet_checksum(ByteView(out).subspan(start), pseudo(real_len));
         if (csum == 0) csum = 0xffff;  // 0 means "no checksum" in UDP
         set16(out, start + 6, csum);
     }
+}
+
+}  // namespace
+
+void append_tcp(Bytes& out, const TcpSpec& tcp, std::uint32_t src, std::uint32_t dst, ByteView payload) {
+    put_tcp(out, tcp, [&](std::uint16_t len) { return pseudo_header_sum(src, dst, kProtoTcp, len); }, payload);
+}
+
+void append_udp(Bytes& out, const UdpSpec& udp, std::uint32_t src, std::uint32_t dst, ByteView payload) {
+    put_udp(out, udp, [&](std::uint16_t len) { return pseudo_header_sum(src, dst, kProtoUdp, len); }, payload);
+}
+
+void append_tcp6(Bytes& out, const TcpSpec& tcp, const Ipv6Addr& src, const Ipv6Addr& dst, ByteView payload) {
+    put_tcp(out, tcp, [&](std::uint16_t len) { return pseudo_header_sum6(src, dst, kProtoTcp, len); }, payload);
+}
+
+void append_udp6(Bytes& out, const UdpSpec& udp, const Ipv6Addr& src, const Ipv6Addr& dst, ByteView payload) {
+    put_udp(out, udp, [&](std::uint16_t len) { return pseudo_header_sum6(src, dst, kProtoUdp, len); }, payload);
+}
+
+void append_icmp6(Bytes& out, const IcmpSpec& icmp, const Ipv6Addr& src, const Ipv6Addr& dst,
+                  ByteView payload) {
+    const std::size_t start = out.size();
+    put8(out, icmp.type);
+    put8(out, icmp.code);
+    put16(out, 0);  // checksum, below
+    put16(out, icmp.id);
+    put16(out, icmp.seq);
+    put_bytes(out, payload);
+    const auto len = static_cast<std::uint32_t>(out.size() - start);
+    set16(out, start + 2, inet_checksum(ByteView(out).subspan(start), pseudo_header_sum6(src, dst, kProtoIcmp6, len)));
+}
+
+void append_ipv6(Bytes& out, const Ipv6Spec& ip, ByteView payload) {
+    const std::uint8_t version = ip.version.value_or(6) & 0x0f;
+    const auto payload_len = ip.payload_len.value_or(static_cast<std::uint16_t>(ip.ext_len() + payload.size()));
+    put32(out, std::uint32_t(version) << 28 | std::uint32_t(ip.traffic_class) << 20 | (ip.flow_label & 0xfffff));
+    put16(out, payload_len);
+    put8(out, ip.ext.empty() ? ip.protocol : ip.ext.front().type);
+    put8(out, ip.hop_limit);
+    put_bytes(out, ip.src);
+    put_bytes(out, ip.dst);
+    for (std::size_t i = 0; i < ip.ext.size(); ++i) {
+        const Ipv6ExtHeader& h = ip.ext[i];
+        const std::uint8_t next = i + 1 < ip.ext.size() ? ip.ext[i + 1].type : ip.protocol;
+        const std::size_t start = out.size();
+        put8(out, next);
+        if (h.type == kProtoFragment) {
+            put8(out, h.hdr_ext_len.value_or(0));  // reserved
+            put16(out, static_cast<std::uint16_t>((h.frag_offset & 0x1fff) << 3 | (h.more_fragments ? 1 : 0)));
+            put32(out, h.frag_id);
+        } else {
+            put8(out, h.hdr_ext_len.value_or(h.units));
+            put_bytes(out, h.body);
+        }
+        out.resize(start + h.size(), 0);
+    }
+    put_bytes(out, payload);
 }
 
 void append_icmp(Bytes& out, const IcmpSpec& icmp, ByteView payload) {
@@ -175,33 +258,65 @@ void append_vxlan(Bytes& out, const VxlanHeader& vx, ByteView inner_frame) {
 
 // ---------------------------------------------------------------- FrameSpec
 
-FrameSpec FrameSpec::tcp_flow(const Flow& f, std::uint8_t flags) {
+namespace {
+
+// The transport part of a flow's frame; the caller sets the addresses.
+FrameSpec l4_flow(std::uint8_t protocol, std::uint16_t sport, std::uint16_t dport, std::uint8_t flags) {
     FrameSpec s;
-    s.ip.src = f.src;
-    s.ip.dst = f.dst;
-    s.ip.protocol = kProtoTcp;
-    s.tcp.sport = f.sport;
-    s.tcp.dport = f.dport;
-    s.tcp.flags = flags;
-    if (flags & tcp_flags::ack) s.tcp.ack_seq = 1;
+    s.ip.protocol = protocol;
+    s.ip6.protocol = protocol;
+    if (protocol == kProtoTcp) {
+        s.tcp.sport = sport;
+        s.tcp.dport = dport;
+        s.tcp.flags = flags;
+        if (flags & tcp_flags::ack) s.tcp.ack_seq = 1;
+    } else {
+        s.udp.sport = sport;
+        s.udp.dport = dport;
+    }
     return s;
 }
 
-FrameSpec FrameSpec::udp_flow(const Flow& f) {
-    FrameSpec s;
+FrameSpec flow4(std::uint8_t protocol, const Flow& f, std::uint8_t flags) {
+    FrameSpec s = l4_flow(protocol, f.sport, f.dport, flags);
     s.ip.src = f.src;
     s.ip.dst = f.dst;
-    s.ip.protocol = kProtoUdp;
-    s.udp.sport = f.sport;
-    s.udp.dport = f.dport;
     return s;
 }
+
+FrameSpec flow6(std::uint8_t protocol, const Flow6& f, std::uint8_t flags) {
+    FrameSpec s = l4_flow(protocol, f.sport, f.dport, flags);
+    s.eth.ethertype = kEtherIpv6;
+    s.ip6.src = f.src;
+    s.ip6.dst = f.dst;
+    return s;
+}
+
+}  // namespace
+
+FrameSpec FrameSpec::tcp_flow(const Flow& f, std::uint8_t flags) { return flow4(kProtoTcp, f, flags); }
+
+FrameSpec FrameSpec::udp_flow(const Flow& f) { return flow4(kProtoUdp, f, 0); }
 
 FrameSpec FrameSpec::icmp_echo(std::uint32_t src, std::uint32_t dst) {
     FrameSpec s;
     s.ip.src = src;
     s.ip.dst = dst;
     s.ip.protocol = kProtoIcmp;
+    return s;
+}
+
+FrameSpec FrameSpec::tcp_flow6(const Flow6& f, std::uint8_t flags) { return flow6(kProtoTcp, f, flags); }
+
+FrameSpec FrameSpec::udp_flow6(const Flow6& f) { return flow6(kProtoUdp, f, 0); }
+
+FrameSpec FrameSpec::icmp6_echo(const Ipv6Addr& src, const Ipv6Addr& dst) {
+    FrameSpec s;
+    s.eth.ethertype = kEtherIpv6;
+    s.ip6.src = src;
+    s.ip6.dst = dst;
+    s.ip6.protocol = kProtoIcmp6;
+    s.icmp.type = 128;  // echo request
     return s;
 }
 
@@ -247,6 +362,11 @@ FrameSpec& FrameSpec::ethertype(std::uint16_t type) {
     return *this;
 }
 
+FrameSpec& FrameSpec::ext6(Ipv6ExtHeader h) {
+    ip6.ext.push_back(std::move(h));
+    return *this;
+}
+
 Bytes FrameSpec::build() const { return packet::build(*this); }
 
 Bytes build(const FrameSpec& s) {
@@ -264,6 +384,19 @@ Bytes build(const FrameSpec& s) {
             l4 = s.payload;
         }
         append_ipv4(body, s.ip, l4);
+    } else if (s.eth.ethertype == kEtherIpv6) {
+        Bytes l4;
+        const bool with_l4 = s.l4_header && !s.ip6.non_first_fragment();
+        if (with_l4 && s.ip6.protocol == kProtoTcp) {
+            append_tcp6(l4, s.tcp, s.ip6.src, s.ip6.dst, s.payload);
+        } else if (with_l4 && s.ip6.protocol == kProtoUdp) {
+            append_udp6(l4, s.udp, s.ip6.src, s.ip6.dst, s.payload);
+        } else if (with_l4 && s.ip6.protocol == kProtoIcmp6) {
+            append_icmp6(l4, s.icmp, s.ip6.src, s.ip6.dst, s.payload);
+        } else {
+            l4 = s.payload;
+        }
+        append_ipv6(body, s.ip6, l4);
     } else if (s.eth.ethertype == kEtherArp) {
         append_arp(body, s.arp);
         put_bytes(body, s.payload);
@@ -289,12 +422,25 @@ VxlanSpec VxlanSpec::between(std::uint32_t vtep_src, std::uint32_t vtep_dst, std
     return s;
 }
 
+VxlanSpec VxlanSpec::between6(const Ipv6Addr& vtep_src, const Ipv6Addr& vtep_dst, std::uint32_t vni,
+                              std::uint16_t port) {
+    VxlanSpec s;
+    s.ipv6 = true;
+    s.ip6.src = vtep_src;
+    s.ip6.dst = vtep_dst;
+    s.udp.dport = port;
+    s.vxlan.vni = vni;
+    return s;
+}
+
 Bytes vxlan_encapsulate(ByteView inner_frame, const VxlanSpec& outer) {
     FrameSpec f;
     f.eth = outer.eth;
-    f.eth.ethertype = kEtherIpv4;
+    f.eth.ethertype = outer.ipv6 ? kEtherIpv6 : kEtherIpv4;
     f.ip = outer.ip;
     f.ip.protocol = kProtoUdp;
+    f.ip6 = outer.ip6;
+    f.ip6.protocol = kProtoUdp;
     f.udp = outer.udp;
     f.pad_to = outer.pad_to;
     append_vxlan(f.payload, outer.vxlan, inner_frame);
@@ -302,8 +448,8 @@ Bytes vxlan_encapsulate(ByteView inner_frame, const VxlanSpec& outer) {
 }
 
 std::size_t vxlan_inner_offset(const VxlanSpec& outer) {
-    return ethernet_header_len(outer.eth) + ipv4_header_len(outer.ip) + kUdpHeaderLen +
-           kVxlanHeaderLen;
+    return ethernet_header_len(outer.eth) + (outer.ipv6 ? ipv6_header_len(outer.ip6) : ipv4_header_len(outer.ip)) +
+           kUdpHeaderLen + kVxlanHeaderLen;
 }
 
 // --------------------------------------------------------------- convenience
@@ -320,6 +466,18 @@ Bytes udp_frame(const Flow& f, ByteView payload) {
     return build(s);
 }
 
+Bytes tcp_frame6(const Flow6& f, std::uint8_t flags, ByteView payload) {
+    FrameSpec s = FrameSpec::tcp_flow6(f, flags);
+    s.payload.assign(payload.begin(), payload.end());
+    return build(s);
+}
+
+Bytes udp_frame6(const Flow6& f, ByteView payload) {
+    FrameSpec s = FrameSpec::udp_flow6(f);
+    s.payload.assign(payload.begin(), payload.end());
+    return build(s);
+}
+
 Bytes arp_frame(std::uint32_t sender, std::uint32_t target) {
     return build(FrameSpec::arp_request(sender, target));
 }
@@ -327,6 +485,11 @@ Bytes arp_frame(std::uint32_t sender, std::uint32_t target) {
 Bytes vxlan_frame(std::uint32_t vtep_src, std::uint32_t vtep_dst, std::uint32_t vni,
                   ByteView inner_frame) {
     return vxlan_encapsulate(inner_frame, VxlanSpec::between(vtep_src, vtep_dst, vni));
+}
+
+Bytes vxlan_frame6(const Ipv6Addr& vtep_src, const Ipv6Addr& vtep_dst, std::uint32_t vni,
+                   ByteView inner_frame) {
+    return vxlan_encapsulate(inner_frame, VxlanSpec::between6(vtep_src, vtep_dst, vni));
 }
 
 // ------------------------------------------------------------------ hexdump
