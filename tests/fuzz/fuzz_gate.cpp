@@ -29,8 +29,10 @@
 #include <utility>  // before Boost 1.74 asio
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -62,12 +64,26 @@ struct Seen {
 };
 
 // A plain HTTP/1.1 vault stand-in on 127.0.0.1 that records every request
-// and answers 200 {} (keep-alive).
+// and answers 200 {} (keep-alive): blocking sockets, a thread per connection.
+// It stops in order (the destructor wakes and waits for every thread it
+// started): at exit, a thread still in accept() once built a socket on the
+// destroyed io_context, an ASan heap-use-after-free after the last input
+// (saved as an empty crash input; docs/hardening.md).
 class RecordingUpstream {
 public:
     RecordingUpstream() : acc_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
         port = acc_.local_endpoint().port();
-        std::thread([this] { accept_loop(); }).detach();
+        acceptor_ = std::thread([this] { accept_loop(); });
+    }
+    ~RecordingUpstream() {
+        std::unique_lock lock(mu_);
+        stopping_ = true;
+        ::shutdown(acc_.native_handle(), SHUT_RDWR);  // accept() returns EINVAL
+        for (tcp::socket* s : open_) ::shutdown(s->native_handle(), SHUT_RDWR);  // read() returns 0
+        lock.unlock();
+        acceptor_.join();
+        lock.lock();
+        idle_.wait(lock, [this] { return serving_ == 0; });
     }
     std::vector<Seen> take() {
         std::lock_guard lock(mu_);
@@ -81,8 +97,21 @@ private:
             auto s = std::make_shared<tcp::socket>(ioc_);
             boost::system::error_code ec;
             acc_.accept(*s, ec);
+            std::lock_guard lock(mu_);
+            if (stopping_) return;
             if (ec) continue;
-            std::thread([this, s] { serve(*s); }).detach();
+            open_.insert(s.get());
+            ++serving_;
+            std::thread([this, s]() mutable {
+                serve(*s);
+                {
+                    std::lock_guard lock(mu_);
+                    open_.erase(s.get());
+                }
+                s.reset();  // closes it while ioc_ is alive (the destructor waits for this)
+                std::lock_guard lock(mu_);
+                if (--serving_ == 0) idle_.notify_all();
+            }).detach();
         }
     }
     void serve(tcp::socket& s) {
@@ -118,7 +147,12 @@ private:
 
     net::io_context ioc_;
     tcp::acceptor acc_;
+    std::thread acceptor_;
     std::mutex mu_;
+    std::condition_variable idle_;  // serving_ reached 0
+    bool stopping_ = false;
+    std::set<tcp::socket*> open_;   // connections being served (for the destructor's shutdown)
+    int serving_ = 0;               // serving threads still running
     std::vector<Seen> seen_;
 };
 

@@ -106,7 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(!e.diagnostics().empty(), "rejected without a diagnostic");
         for (const auto& d : e.diagnostics()) {
             FUZZ_CHECK(!d.pos.file.empty(), "a diagnostic without a file: %s", d.message.c_str());
-            FUZZ_CHECK(!d.message.empty(), "an empty diagnostic at %s:%d", d.pos.file.c_str(), d.pos.line);
+            FUZZ_CHECK(!d.message.empty(), "an empty diagnostic at %s:%d", d.pos.file.str().c_str(), d.pos.line);
             const std::string s = d.str();
             FUZZ_CHECK(s.size() <= kMaxDiagnostic, "a diagnostic of %zu bytes: %.200s...", s.size(), s.c_str());
             check_json_safe(s, "a diagnostic");
