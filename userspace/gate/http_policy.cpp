@@ -69,6 +69,20 @@ void append_status_line(std::string& out, unsigned status, string_view reason) {
     out += "\r\n";
 }
 
+template <class Message>
+void append_fields_and_body(std::string& out, const Message& m) {
+    for (const auto& f : m) {
+        auto n = f.name_string();
+        auto v = f.value();
+        out.append(n.data(), n.size());
+        out += ": ";
+        out.append(v.data(), v.size());
+        out += "\r\n";
+    }
+    out += "\r\n";
+    out += m.body();
+}
+
 }  // namespace
 
 std::optional<Refusal> check_head(const http::request_header<>& req) {
@@ -134,22 +148,29 @@ void to_upstream(Request& up, std::string_view target, std::string_view client, 
     up.prepare_payload();
 }
 
-void strip_hop_by_hop(Response& res) { strip_hop_by_hop_fields(res); }
+void from_upstream(Response& res, std::string_view network_info, bool keep_alive) {
+    strip_hop_by_hop_fields(res);
+    res.version(11);
+    res.set("x-ms-keyvault-network-info", string_view(network_info.data(), network_info.size()));
+    res.keep_alive(keep_alive);
+}
 
 void serialize(Response& res, std::string& out) {
     res.prepare_payload();
     out.clear();
     append_status_line(out, res.result_int(), res.reason());
-    for (const auto& f : res) {
-        auto n = f.name_string();
-        auto v = f.value();
-        out.append(n.data(), n.size());
-        out += ": ";
-        out.append(v.data(), v.size());
-        out += "\r\n";
-    }
-    out += "\r\n";
-    out += res.body();
+    append_fields_and_body(out, res);
+}
+
+void serialize(const Request& req, std::string& out) {
+    out.clear();
+    auto m = req.method_string();
+    auto t = req.target();
+    out.append(m.data(), m.size());
+    out += ' ';
+    out.append(t.data(), t.size());
+    out += req.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
+    append_fields_and_body(out, req);
 }
 
 void serialize_error(unsigned status, std::string_view body, std::string_view network_info,

@@ -47,12 +47,16 @@ std::size_t field_count(const boost::beast::http::request_header<>& head);
 // `target` the gate authorised, a Host when HTTP/1.0 sent none, X-Forwarded-
 // For/-Proto, HTTP/1.1 keep-alive, the length of the body.
 void to_upstream(Request& req, std::string_view target, std::string_view client, std::string_view default_host);
-// Hop-by-hop fields removed from an upstream response.
-void strip_hop_by_hop(Response& res);
+// Makes the upstream's `res` the client's answer: hop-by-hop fields
+// removed, HTTP/1.1, `network_info` as x-ms-keyvault-network-info, keep-alive
+// or Connection: close.
+void from_upstream(Response& res, std::string_view network_info, bool keep_alive);
 
-// Serialises `res` (its Content-Length is set here) into `out`, replacing
-// what `out` held: status line, fields, body in one buffer, one write.
+// Serialise a message into `out`, replacing what `out` held (its capacity is
+// reused): start line, fields, body in one buffer, one write. A response's
+// Content-Length is set here; a request's by to_upstream().
 void serialize(Response& res, std::string& out);
+void serialize(const Request& req, std::string& out);
 // An answer without a Response object: status line, the JSON content type,
 // `network_info`, `www_authenticate` when not empty, Connection: close when
 // `close`, and the body. Every error answer of the gate is built here.

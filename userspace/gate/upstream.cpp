@@ -4,7 +4,7 @@
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/asio/write.hpp>
 
 namespace vaultwall::gate {
 namespace {
@@ -16,9 +16,9 @@ using tcp = net::ip::tcp;
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
 public:
-    Exchange(std::shared_ptr<UpstreamPool> pool, Upstream up, UpstreamPool::Request req, GateLimits limits,
+    Exchange(std::shared_ptr<UpstreamPool> pool, Upstream up, std::string wire, GateLimits limits,
              UpstreamPool::Callback cb)
-        : pool_(std::move(pool)), up_(std::move(up)), req_(std::move(req)), limits_(limits), cb_(std::move(cb)) {}
+        : pool_(std::move(pool)), up_(std::move(up)), wire_(std::move(wire)), limits_(limits), cb_(std::move(cb)) {}
 
     void start() {
         stream_ = pool_->take(up_.key());
@@ -55,7 +55,7 @@ private:
 
     void send() {
         stream_->expires_after(limits_.upstream_timeout);
-        http::async_write(*stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        net::async_write(*stream_, net::buffer(wire_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec) return self->failed(ec, false);
             self->parser_.emplace();
             self->parser_->body_limit(self->limits_.upstream_response_limit);
@@ -86,7 +86,7 @@ private:
         }
         stream_.reset();
         auto cb = std::move(cb_);
-        cb(UpstreamFailure::none, std::move(res));
+        cb(UpstreamFailure::none, std::move(res), std::move(wire_));
     }
 
     void finish(UpstreamFailure f) {
@@ -96,12 +96,12 @@ private:
             stream_.reset();
         }
         auto cb = std::move(cb_);
-        if (cb) cb(f, {});
+        if (cb) cb(f, {}, std::move(wire_));
     }
 
     std::shared_ptr<UpstreamPool> pool_;
     Upstream up_;
-    UpstreamPool::Request req_;
+    std::string wire_;  // the request, sent once more on a retry
     GateLimits limits_;
     UpstreamPool::Callback cb_;
     std::optional<tcp::resolver> resolver_;
@@ -113,8 +113,8 @@ private:
 
 }  // namespace
 
-void UpstreamPool::forward(const Upstream& up, Request req, const GateLimits& limits, Callback cb) {
-    std::make_shared<Exchange>(shared_from_this(), up, std::move(req), limits, std::move(cb))->start();
+void UpstreamPool::forward(const Upstream& up, std::string wire, const GateLimits& limits, Callback cb) {
+    std::make_shared<Exchange>(shared_from_this(), up, std::move(wire), limits, std::move(cb))->start();
 }
 
 std::unique_ptr<UpstreamPool::Stream> UpstreamPool::take(const std::string& key) {

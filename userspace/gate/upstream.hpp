@@ -25,18 +25,19 @@ enum class UpstreamFailure { none, unavailable /* 502 */, timeout /* 504 */ };
 
 class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
 public:
-    using Request = boost::beast::http::request<boost::beast::http::string_body>;
     using Response = boost::beast::http::response<boost::beast::http::string_body>;
-    using Callback = std::function<void(UpstreamFailure, Response)>;
+    // The response (empty on failure) and the request's buffer, given back
+    // for the caller to reuse.
+    using Callback = std::function<void(UpstreamFailure, Response, std::string wire)>;
     // A connection to an upstream, on this pool's io_context.
     using Stream = boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type,
                                               boost::beast::unlimited_rate_policy>;
 
     explicit UpstreamPool(boost::asio::io_context& ioc) : ioc_(ioc) {}
 
-    // Sends `req` to `up` and calls `cb` exactly once, on this pool's thread
-    // (never inside this call).
-    void forward(const Upstream& up, Request req, const GateLimits& limits, Callback cb);
+    // Sends `wire` (a serialised request, http_policy.hpp) to `up` and calls
+    // `cb` exactly once, on this pool's thread (never inside this call).
+    void forward(const Upstream& up, std::string wire, const GateLimits& limits, Callback cb);
     void clear();  // drops idle connections (call before the io_context goes)
 
     // For the exchange (upstream.cpp): a pooled connection, or null.
