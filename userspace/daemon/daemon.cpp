@@ -255,9 +255,9 @@ std::vector<bpfmaps::InstallReport> Daemon::apply_plans_locked(std::vector<bpfma
 // One transaction over every interface and the gate (SPEC §7):
 //   1. build everything, touching nothing live: parse, compile, each
 //      interface's plan (ids, capacity, difference), the gate's config
-//      (certificates loaded);
+//      (certificates loaded, every new listener bound);
 //   2. write every interface's idle set (no packet reads it);
-//   3. flip every interface, then apply the gate; a failure here flips the
+//   3. flip every interface, then swap the gate's config; a failure here flips the
 //      interfaces already flipped back (their old set is still the other
 //      half of the double buffer);
 //   4. bring every old set up to date, and take the new state.
@@ -308,7 +308,8 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
         for (const auto& w : rf.warnings) warnings.push_back(w);
 
         // The gate's part: what it will run, built now (certificates and
-        // keys loaded) so a bad one fails before any interface changes.
+        // keys loaded, listeners bound) so a bad certificate or an address
+        // someone else holds fails before any interface changes.
         enum class GateStep { keep, stop, apply } gate_step = GateStep::keep;
         std::unique_ptr<GateHost> new_gate;  // when none runs yet
         std::shared_ptr<GateHost::Prepared> gate_prepared;
@@ -344,13 +345,13 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
         // 2.-4. Idle sets, flips, the gate, the old sets.
         std::function<void()> gate_commit;
         if (gate_step == GateStep::apply) gate_commit = [&] {
-            fault_point("gate", "");
-            GateHost* host = new_gate ? new_gate.get() : gate_.get();
             try {
-                for (auto& m : host->commit(std::move(gate_prepared))) warnings.push_back("gate: " + m);
+                fault_point("gate", "");
             } catch (const std::exception& e) {
                 throw std::runtime_error(path + ": error: gate: " + e.what());
             }
+            GateHost* host = new_gate ? new_gate.get() : gate_.get();
+            host->commit(std::move(gate_prepared));  // never fails: prepare bound and loaded everything
         };
         auto reports = apply_plans_locked(plans, log, "gate", gate_commit);
         if (gate_step == GateStep::apply) {

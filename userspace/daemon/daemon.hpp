@@ -50,17 +50,18 @@ public:
     public:
         virtual ~Prepared() = default;
     };
-    // Builds the gate's configuration for this rule file (certificates and
-    // keys loaded, tokens' key sets read) without touching the running gate.
-    // Throws std::runtime_error naming what is wrong.
+    // Builds everything the gate needs for this rule file without touching
+    // the running gate: certificates and keys loaded, tokens' key sets read,
+    // a listening socket bound for every endpoint not served yet. Throws
+    // std::runtime_error naming what is wrong (the file, the endpoint that
+    // cannot be bound); dropping the result releases what it opened.
     // pin_dirs: the managed interfaces (admission records, vault names).
     virtual std::shared_ptr<Prepared> prepare(const rules::RuleFile& file,
                                               const std::vector<std::string>& pin_dirs) = 0;
-    // Starts the gate with it, or reconfigures the running one. Returns
-    // messages about endpoints that could not be served; throws
-    // std::runtime_error when the gate cannot start at all (a listener that
-    // cannot bind), and then runs what it ran before.
-    virtual std::vector<std::string> commit(std::shared_ptr<Prepared> prepared) = 0;
+    // Swaps the prepared configuration in (starting the gate the first
+    // time): requests that start afterwards use it, endpoints it no longer
+    // has are closed. Never fails.
+    virtual void commit(std::shared_ptr<Prepared> prepared) noexcept = 0;
     virtual void stop() = 0;
     virtual Json status() const = 0;
 };

@@ -56,29 +56,32 @@ private:
     std::vector<std::unique_ptr<bpfmaps::Datapath>> dps_;
 };
 
+// The gate's half of the reload transaction: prepare() binds every new
+// listener and loads the TLS material (gate::Gate::prepare), so a listener
+// that cannot bind or a bad certificate fails the reload before any
+// interface flips; commit() only swaps (gate::Gate::commit never throws).
 class RealGate : public GateHost {
 public:
     struct Config : Prepared {
-        std::shared_ptr<const gate::GateConfig> config;
+        std::unique_ptr<gate::Gate> fresh;  // the first config: a gate not started yet
+        std::unique_ptr<gate::Gate::Prepared> prepared;
     };
     std::shared_ptr<Prepared> prepare(const rules::RuleFile& file, const std::vector<std::string>& pin_dirs) override {
         auto adm = std::make_shared<PinnedAdmissions>(pin_dirs);
         gate::GateOptions opts;
         opts.admission = adm;
         opts.vault_name_of = [adm](std::uint32_t id) { return adm->name_of(id); };
+        auto cfg = gate::GateConfig::build(file, opts);  // throws GateConfigError
         auto p = std::make_shared<Config>();
-        p->config = gate::GateConfig::build(file, opts);  // throws GateConfigError
+        if (!gate_) p->fresh = std::make_unique<gate::Gate>(cfg);  // starts nothing
+        gate::Gate& g = gate_ ? *gate_ : *p->fresh;
+        p->prepared = g.prepare(cfg);  // throws naming the endpoint or file; changes nothing
         return p;
     }
-    std::vector<std::string> commit(std::shared_ptr<Prepared> prepared) override {
-        auto cfg = std::static_pointer_cast<Config>(prepared)->config;
-        if (!gate_) {
-            auto g = std::make_unique<gate::Gate>(cfg);
-            g->start();  // throws when an endpoint cannot be bound
-            gate_ = std::move(g);
-            return {};
-        }
-        return gate_->reconfigure(cfg);
+    void commit(std::shared_ptr<Prepared> prepared) noexcept override {
+        auto& p = *std::static_pointer_cast<Config>(prepared);
+        if (p.fresh) gate_ = std::move(p.fresh);
+        gate_->commit(std::move(p.prepared));
     }
     void stop() override {
         if (gate_) gate_->stop();
