@@ -146,7 +146,7 @@ X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_ke
         add_ext(c, iss, NID_ext_key_usage, "serverAuth");
         std::string san =
             "DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,IP:127.0.0.5,IP:127.0.0.6,"
-            "IP:127.0.0.7,IP:127.0.0.8,IP:127.0.0.9";
+            "IP:127.0.0.7,IP:127.0.0.8,IP:127.0.0.9,IP:::1";
         for (const auto& d : extra_dns) san += ",DNS:" + d;
         add_ext(c, iss, NID_subject_alt_name, san.c_str());
     }

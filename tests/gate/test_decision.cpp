@@ -25,7 +25,7 @@ protected:
 
     static std::string name_of(std::uint32_t vid) { return vid == 1 ? "contoso-prod" : vid == 2 ? "other" : ""; }
 
-    Admission adm(std::uint32_t reason, std::uint32_t client = kClientIn, bool private_ep = false,
+    Admission adm(std::uint32_t reason, IpAddress client = kClientIn, bool private_ep = false,
                   std::uint32_t vault_id = 1, std::uint32_t vni = 0) {
         vw_admission rec{};
         rec.vault_id = vault_id;
@@ -33,12 +33,12 @@ protected:
         rec.vni = vni;
         return resolve_admission(rec, name_of, v, client, private_ep);
     }
-    Admission no_record(std::uint32_t client, bool private_ep = false) {
+    Admission no_record(IpAddress client, bool private_ep = false) {
         return resolve_admission(std::nullopt, name_of, v, client, private_ep);
     }
 
     Decision run(const Admission& a, const std::string& method, const std::string& target,
-                 std::optional<std::string> auth, std::uint32_t client = kClientIn) {
+                 std::optional<std::string> auth, IpAddress client = kClientIn) {
         DecisionContext ctx{v, id, cat, jwt};
         return decide(ctx, RequestFacts{method, target, std::move(auth), client}, a);
     }
@@ -133,6 +133,33 @@ TEST_F(DecisionTest, NonTrustedCallerOnCandidateGetsForbiddenByFirewall) {
                   caller(kAppApp, kOidApp) + "\r\nVault: contoso-prod;location=lab");
     // The literal body carries the escaped CR LF, as Key Vault's does.
     EXPECT_NE(d.body().find("trusted service.\\r\\nClient address: 198.51.100.9"), std::string::npos);
+}
+
+// SPEC §11: an IPv6 client is named in RFC 5952 form.
+TEST_F(DecisionTest, Ipv6ClientNamedInTheFirewall403) {
+    const IpAddress c6(*rules::parse_ipv6("2001:DB8:0:0:0:0:0:9"));
+    auto d = run(adm(VW_PASS_TRUSTED_CANDIDATE, c6), "GET", "/secrets/db", bearer(base_claims()), c6);
+    EXPECT_EQ(d.status, 403u);
+    EXPECT_EQ(d.inner_code, "ForbiddenByFirewall");
+    EXPECT_EQ(body(d)["error"]["message"],
+              "Client address is not authorized and caller is not a trusted service.\r\nClient address: "
+              "2001:db8::9\r\nCaller: " +
+                  caller(kAppApp, kOidApp) + "\r\nVault: contoso-prod;location=lab");
+}
+
+// Without a datapath record an IPv6 client is checked against the vault's
+// IPv6 rules only: no IPv4 rule, however wide, admits it.
+TEST_F(DecisionTest, Ipv6ClientWithoutRecordIsNotAdmittedByAnIpv4Rule) {
+    v.ip_rules.push_back({rules::parse_ipv4_prefix("0.0.0.0/0")->prefix, {}});
+    const IpAddress c6(*rules::parse_ipv6("2001:db8::9"));
+    auto a = no_record(c6);
+    EXPECT_FALSE(a.admitted);
+    EXPECT_EQ(a.reason, VW_DROP_NO_RULE);
+    auto d = run(a, "GET", "/secrets/db", bearer(base_claims()), c6);
+    EXPECT_EQ(d.status, 403u);
+    EXPECT_EQ(d.inner_code, "ForbiddenByFirewall");
+    // The same rule does admit an IPv4 client.
+    EXPECT_TRUE(no_record(kClientOut).admitted);
 }
 
 TEST_F(DecisionTest, PublicAccessDisabledGivesForbiddenByConnection) {

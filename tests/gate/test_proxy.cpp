@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <utility>  // before Boost 1.74 asio (awaitable.hpp needs std::exchange)
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 
 #include "gate/proxy.hpp"
 #include "rules/ipv4.hpp"
+#include "rules/ipv6.hpp"
 #include "support.hpp"
 
 using namespace vaultwall;
@@ -56,6 +58,25 @@ struct FakeAdmission : AdmissionSource {
         a.reason = reason;
         return a;
     }
+    // The IPv6 4-tuples asked for, in order.
+    struct Tuple6 {
+        rules::Ipv6Addr saddr, daddr;
+        std::uint16_t sport, dport;
+    };
+    std::optional<vw_admission> lookup6(const rules::Ipv6Addr& saddr, std::uint16_t sport,
+                                        const rules::Ipv6Addr& daddr, std::uint16_t dport) override {
+        {
+            std::lock_guard lock(mu);
+            asked6.push_back({saddr, daddr, sport, dport});
+        }
+        return lookup(0, sport, 0, dport);
+    }
+    std::vector<Tuple6> tuples6() {
+        std::lock_guard lock(mu);
+        return asked6;
+    }
+    std::mutex mu;
+    std::vector<Tuple6> asked6;
 };
 
 struct CurlResult {
@@ -242,6 +263,19 @@ protected:
         gate = std::make_unique<Gate>(GateConfig::build(rf, opts), 2);
         gate->start();
     }
+    // The vault on an IPv6 endpoint too, [::1]:port (SPEC §11; the host's
+    // own loopback, so nothing leaves it), and the client on it.
+    void start_dual_stack() {
+        gate->stop();
+        port = free_port();
+        auto rf = rule_file(port, "http://127.0.0.1:" + std::to_string(vault_port));
+        auto cfg = std::make_shared<GateConfig>(*GateConfig::build(rf, options()));
+        cfg->routes[{IpAddress(kLoop6), port}].push_back({0, false, 0});
+        gate = std::make_unique<Gate>(cfg, 2);
+        gate->start();
+        host = "[::1]";
+    }
+    static inline const rules::Ipv6Addr kLoop6 = *rules::parse_ipv6("::1");
     // The gate again, in front of `up`.
     void restart_before(const RecordingServer& up) {
         gate->stop();
@@ -252,14 +286,15 @@ protected:
         if (gate) gate->stop();
     }
 
-    std::string url(const std::string& path) { return "https://127.0.0.1:" + std::to_string(port) + path; }
+    std::string host = "127.0.0.1";  // "[::1]" for the IPv6 endpoint
+    std::string url(const std::string& path) { return "https://" + host + ":" + std::to_string(port) + path; }
 
     CurlResult curl(const std::string& method, const std::string& path, const std::string& auth = "",
                     const std::string& body = "") {
         static std::atomic<int> n{0};
         std::string base = dir + "/curl" + std::to_string(n++);
         std::string cmd = "curl -sS --max-time 10 --cacert '" + ca + "' -X " + method + " -D '" + base +
-                          ".h' -o '" + base + ".b' -w '%{http_code}' ";
+                          ".h' -o '" + base + ".b' -w '%{http_code}' -g ";
         if (!auth.empty()) cmd += "-H 'Authorization: " + auth + "' ";
         if (!body.empty()) {
             write_file(base + ".in", body);
@@ -406,6 +441,56 @@ TEST_F(Proxy, NoRecordFailsClosed) {
     EXPECT_EQ(r.code, 403);
     EXPECT_EQ(json::parse(r.body)["error"]["innererror"]["code"], "ForbiddenByFirewall");
     EXPECT_EQ(audit_lines().back()["reason"], "no_rule");
+}
+
+// SPEC §11: the gate listens on the vault's IPv6 endpoint beside its IPv4
+// one, looks the connection's admission record up by its IPv6 4-tuple, and
+// answers act_addr_fam=InterNetworkV6 with the client in RFC 5952 form.
+TEST_F(Proxy, Ipv6EndpointAdmittedByItsRecordAnswersInterNetworkV6) {
+    start_dual_stack();
+    auto listening = gate->listening();
+    EXPECT_NE(std::find(listening.begin(), listening.end(), "[::1]:" + std::to_string(port)), listening.end());
+    auto put = curl("PUT", "/secrets/db6?api-version=7.4", bearer(), R"({"value":"over-v6"})");
+    ASSERT_EQ(put.code, 200) << put.body;
+    EXPECT_NE(put.headers.find("x-ms-keyvault-network-info: addr=::1;act_addr_fam=InterNetworkV6;\r\n"),
+              std::string::npos)
+        << put.headers;
+    auto last = audit_lines().back();
+    EXPECT_EQ(last["decision"], "allow");
+    EXPECT_EQ(last["client"], "::1");
+    EXPECT_EQ(last["vault"], "contoso-prod");
+    EXPECT_EQ(last["reason"], "ip_rule");
+    auto asked = adm->tuples6();
+    ASSERT_EQ(asked.size(), 1u);
+    EXPECT_EQ(asked[0].saddr, kLoop6);
+    EXPECT_EQ(asked[0].daddr, kLoop6);
+    EXPECT_EQ(asked[0].dport, port);
+    EXPECT_NE(asked[0].sport, 0);
+    EXPECT_NE(asked[0].sport, port);
+    // The IPv4 endpoint on the same port is served as before.
+    host = "127.0.0.1";
+    auto get = curl("GET", "/secrets/db6?api-version=7.4", bearer());
+    ASSERT_EQ(get.code, 200) << get.body;
+    EXPECT_EQ(json::parse(get.body)["value"], "over-v6");
+    EXPECT_NE(get.headers.find("x-ms-keyvault-network-info: addr=127.0.0.1;act_addr_fam=InterNetwork;\r\n"),
+              std::string::npos);
+    EXPECT_EQ(adm->tuples6().size(), 1u);
+}
+
+TEST_F(Proxy, Ipv6ClientWithoutRecordFailsClosedAndIsNamedInThe403) {
+    start_dual_stack();
+    adm->present = false;  // ::1 is in no rule of the vault
+    auto r = curl("GET", "/secrets/db?api-version=7.4", bearer());
+    EXPECT_EQ(r.code, 403);
+    auto j = json::parse(r.body);
+    EXPECT_EQ(j["error"]["innererror"]["code"], "ForbiddenByFirewall");
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("\r\nClient address: ::1\r\n"), std::string::npos)
+        << r.body;
+    EXPECT_NE(r.headers.find("x-ms-keyvault-network-info: addr=::1;act_addr_fam=InterNetworkV6;"), std::string::npos);
+    auto last = audit_lines().back();
+    EXPECT_EQ(last["decision"], "deny");
+    EXPECT_EQ(last["reason"], "no_rule");
+    EXPECT_EQ(last["client"], "::1");
 }
 
 TEST_F(Proxy, KeepAliveAndPipelining) {

@@ -43,6 +43,14 @@ public:
         }
         return std::nullopt;
     }
+    std::optional<vw_admission> lookup6(const rules::Ipv6Addr& saddr, std::uint16_t sport,
+                                        const rules::Ipv6Addr& daddr, std::uint16_t dport) override {
+        for (const auto& dp : dps_) {
+            gate::BpfAdmissionSource src(-1, dp->map_fd(bpfmaps::Map::admissions6));
+            if (auto r = src.lookup6(saddr, sport, daddr, dport)) return r;
+        }
+        return std::nullopt;
+    }
     std::string name_of(std::uint32_t id) const {
         for (const auto& dp : dps_) {
             vw_vault_name n{};

@@ -3,7 +3,7 @@
 namespace vaultwall::gate {
 
 Admission resolve_admission(const std::optional<vw_admission>& rec, const VaultNameOf& name_of,
-                            const rules::Vault& vault, std::uint32_t client, bool private_endpoint) {
+                            const rules::Vault& vault, const IpAddress& client, bool private_endpoint) {
     Admission a;
     if (rec) {
         std::string name = name_of ? name_of(rec->vault_id) : std::string{};
@@ -32,14 +32,14 @@ Admission resolve_admission(const std::optional<vw_admission>& rec, const VaultN
         a.detail += "no datapath record; public network access is disabled";
         return a;
     }
-    for (const auto& r : vault.ip_rules) {
-        if (r.prefix.contains(client)) {
-            a.admitted = true;
-            a.reason = VW_PASS_IP_RULE;
-            a.detail += "user-space ip rule " + r.prefix.str();
-            return a;
-        }
-    }
+    if (!client.is_v6())
+        for (const auto& r : vault.ip_rules)
+            if (r.prefix.contains(client.v4())) {
+                a.admitted = true;
+                a.reason = VW_PASS_IP_RULE;
+                a.detail += "user-space ip rule " + r.prefix.str();
+                return a;
+            }
     a.reason = VW_DROP_NO_RULE;
     a.detail += "no datapath record and no ip rule admits the client";
     return a;

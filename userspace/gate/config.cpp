@@ -152,6 +152,10 @@ std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, G
     return c;
 }
 
+std::string ListenKey::str() const {
+    return (addr.is_v6() ? "[" + addr.str() + "]" : addr.str()) + ":" + std::to_string(port);
+}
+
 const VaultRoute* GateConfig::route(const ListenKey& local, const std::optional<vw_admission>& rec) const {
     auto it = routes.find(local);
     if (it == routes.end() || it->second.empty()) return nullptr;

@@ -65,12 +65,11 @@ struct Upstream {
 Upstream parse_upstream(const std::string& url);  // "http://host[:port][/]"; throws GateConfigError
 
 struct ListenKey {
-    std::uint32_t addr = 0;  // host order
+    IpAddress addr;
     std::uint16_t port = 0;
-    friend bool operator<(const ListenKey& a, const ListenKey& b) {
-        return a.addr != b.addr ? a.addr < b.addr : a.port < b.port;
-    }
-    friend bool operator==(const ListenKey& a, const ListenKey& b) { return a.addr == b.addr && a.port == b.port; }
+    friend auto operator<=>(const ListenKey&, const ListenKey&) = default;
+    friend bool operator==(const ListenKey&, const ListenKey&) = default;
+    std::string str() const;  // "203.0.113.10:443", "[2001:db8::10]:443"
 };
 
 struct VaultRoute {

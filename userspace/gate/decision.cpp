@@ -9,7 +9,6 @@
 #include "gate/authz.hpp"
 #include "gate/json_text.hpp"
 #include "gate/trusted.hpp"
-#include "rules/ipv4.hpp"
 
 namespace vaultwall::gate {
 namespace {
@@ -48,9 +47,9 @@ std::optional<std::string_view> bearer_token(const std::optional<std::string_vie
     return v.substr(i, e - i);
 }
 
-std::string firewall_message(const rules::Vault& v, std::uint32_t client, const std::string& caller) {
+std::string firewall_message(const rules::Vault& v, const IpAddress& client, const std::string& caller) {
     return "Client address is not authorized and caller is not a trusted service.\r\nClient address: " +
-           rules::format_ipv4(client) + "\r\nCaller: " + caller + "\r\nVault: " + vault_label(v);
+           client.str() + "\r\nCaller: " + caller + "\r\nVault: " + vault_label(v);
 }
 
 std::string connection_message(const rules::Vault& v, const std::string& caller) {

@@ -21,7 +21,7 @@ struct RequestFacts {
     std::string_view method;
     std::string_view target;                       // "/secrets/x?api-version=7.4"
     std::optional<std::string_view> authorization;  // the Authorization header, if present
-    std::uint32_t client = 0;                 // client IPv4, host order
+    IpAddress client;                               // named in the firewall's 403
 };
 
 struct DecisionContext {

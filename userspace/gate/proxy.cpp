@@ -14,6 +14,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,7 +23,6 @@
 #include "gate/connection.hpp"
 #include "gate/gate_state.hpp"
 #include "gate/tls_stream.hpp"
-#include "rules/ipv4.hpp"
 
 namespace vaultwall::gate {
 
@@ -42,10 +42,16 @@ public:
           retry_(loop.ioc.get_executor()) {}
 
     void open() {
-        tcp::endpoint ep(net::ip::address_v4(key_.addr), key_.port);
+        tcp::endpoint ep = key_.addr.is_v6()
+                               ? tcp::endpoint(net::ip::address_v6(key_.addr.v6()), key_.port)
+                               : tcp::endpoint(net::ip::address_v4(key_.addr.v4()), key_.port);
         acceptor_.open(ep.protocol());
         acceptor_.set_option(net::socket_base::reuse_address(true));
+        // An IPv6 listener takes IPv6 only: IPv4 has listeners of its own.
+        if (key_.addr.is_v6()) acceptor_.set_option(net::ip::v6_only(true));
         int one = 1;
+        // Bind before the address is configured (the vault's endpoint may
+        // come up after the daemon); IP_FREEBIND covers IPv6 sockets too.
         ::setsockopt(acceptor_.native_handle(), IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
         if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
             throw std::runtime_error(std::string("SO_REUSEPORT: ") + std::strerror(errno));
@@ -67,7 +73,7 @@ public:
         retry_.cancel();
         acceptor_.close(ignored);
     }
-    std::string name() const { return rules::format_ipv4(key_.addr) + ":" + std::to_string(key_.port); }
+    std::string name() const { return key_.str(); }
 
 private:
     void accept() {

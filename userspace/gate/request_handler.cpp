@@ -4,7 +4,6 @@
 
 #include "gate/audit.hpp"
 #include "gate/gate_state.hpp"
-#include "rules/ipv4.hpp"
 
 namespace vaultwall::gate {
 
@@ -19,16 +18,30 @@ constexpr std::size_t kKeptWire = 4 * 1024;
 std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 }  // namespace
 
+namespace {
+IpAddress address_of(const boost::asio::ip::address& a) {
+    namespace ip = boost::asio::ip;
+    if (a.is_v4()) return a.to_v4().to_uint();
+    const ip::address_v6 v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, v6).to_uint();
+    return IpAddress(v6.to_bytes());
+}
+}  // namespace
+
 std::optional<Peer> Peer::of(const boost::asio::ip::tcp::endpoint& local, const boost::asio::ip::tcp::endpoint& remote,
                              const GateConfig& cfg) {
-    if (!local.address().is_v4() || !remote.address().is_v4()) return std::nullopt;
     Peer p;
-    p.local = {local.address().to_v4().to_uint(), local.port()};
-    p.client = remote.address().to_v4().to_uint();
+    p.local = {address_of(local.address()), local.port()};
+    p.client = address_of(remote.address());
+    if (p.client.is_v6() != p.local.addr.is_v6()) return std::nullopt;
     p.client_port = remote.port();
-    p.client_str = rules::format_ipv4(p.client);
-    p.network_info = "addr=" + p.client_str + ";act_addr_fam=InterNetwork;";
-    if (cfg.admission) p.record = cfg.admission->lookup(p.client, p.client_port, p.local.addr, p.local.port);
+    p.client_str = p.client.str();
+    p.network_info = "addr=" + p.client_str +
+                     (p.client.is_v6() ? ";act_addr_fam=InterNetworkV6;" : ";act_addr_fam=InterNetwork;");
+    if (cfg.admission)
+        p.record = p.client.is_v6()
+                       ? cfg.admission->lookup6(p.client.v6(), p.client_port, p.local.addr.v6(), p.local.port)
+                       : cfg.admission->lookup(p.client.v4(), p.client_port, p.local.addr.v4(), p.local.port);
     return p;
 }
 

@@ -29,13 +29,14 @@ class GateState;
 // The two ends of a client connection, resolved once after accept().
 struct Peer {
     ListenKey local;                   // the endpoint the client reached
-    std::uint32_t client = 0;          // IPv4, host order
+    IpAddress client;
     std::uint16_t client_port = 0;
-    std::string client_str;            // "192.0.2.9"
+    std::string client_str;            // "192.0.2.9", "2001:db8::9"
     std::string network_info;          // x-ms-keyvault-network-info
     std::optional<vw_admission> record;  // the datapath's admission record of the 4-tuple
 
-    // nullopt: a family the gate does not serve.
+    // An IPv4-mapped IPv6 address counts as the IPv4 address it maps.
+    // nullopt: the two ends are of different families.
     static std::optional<Peer> of(const boost::asio::ip::tcp::endpoint& local,
                                   const boost::asio::ip::tcp::endpoint& remote, const GateConfig& cfg);
 };
