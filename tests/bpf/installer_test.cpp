@@ -215,15 +215,15 @@ TEST(Installer, AnEditTranslatesAsTheFullTranslationWould) {
     inst.install(rule_set({{"alpha", {"192.0.2.0/24", "198.51.100.7/32"}}, {"beta", {"192.0.2.0/24"}}}));
     const auto edited = rule_set({{"alpha", {"192.0.2.0/24", "198.51.100.8/32", "203.0.113.0/25"}}, {"beta", {"192.0.2.0/24"}}});
     auto full = inst.prepare(edited);
-    auto edit = inst.prepare_edit("alpha", {pfx("198.51.100.8/32"), pfx("203.0.113.0/25")}, {pfx("198.51.100.7/32")},
-                                  edited);
+    auto edit = inst.prepare_edit("alpha", {pfx("198.51.100.8/32"), pfx("203.0.113.0/25")}, {pfx("198.51.100.7/32")});
     EXPECT_EQ(*edit.t.image.rules, *full.t.image.rules);
     EXPECT_EQ(edit.t.upserts, full.t.upserts);
     EXPECT_EQ(edit.t.removals, full.t.removals);
     EXPECT_EQ(edit.t.fresh_rule_ids, full.t.fresh_rule_ids);
     EXPECT_EQ(edit.t.image.vault_flags, full.t.image.vault_flags);
-    EXPECT_THROW(inst.prepare_edit("alpha", {pfx("192.0.2.0/24")}, {}, edited), std::invalid_argument);
-    EXPECT_THROW(inst.prepare_edit("nosuch", {pfx("10.0.0.0/8")}, {}, edited), std::invalid_argument);
+    EXPECT_EQ(edit.rules, 4u);
+    EXPECT_THROW(inst.prepare_edit("alpha", {pfx("192.0.2.0/24")}, {}), std::invalid_argument);
+    EXPECT_THROW(inst.prepare_edit("nosuch", {pfx("10.0.0.0/8")}, {}), std::invalid_argument);
     // And it installs.
     inst.write_idle(edit);
     inst.flip(edit);

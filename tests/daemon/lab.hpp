@@ -35,6 +35,7 @@
 #include "daemon/attach.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/control.hpp"
+#include "daemon/explain_frames.hpp"
 #include "daemon/stats.hpp"
 #include "packet/packet.hpp"
 #include "rules/ipv4.hpp"

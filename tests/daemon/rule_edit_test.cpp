@@ -62,6 +62,15 @@ TEST_F(RuleEdit, AddAndRemoveAreEnforcedPersistedAndSurviveSighupAndRestart) {
     EXPECT_TRUE(contains(after_add, "# alpha's machine-managed list\n192.0.2.0/24\n198.51.100.7  # a host\n")) << after_add;
     EXPECT_TRUE(contains(after_add, "198.51.100.9/32\n")) << after_add;
     EXPECT_FALSE(fs::exists(list + ".vaultwall-new"));
+    // explain sees the edit: the kernel and the reference model (rebuilt
+    // after an edit) both pass the added address by its rule.
+    auto ex = lab.request({{"cmd", "explain"},
+                           {"frames", {vaultwall::daemon::to_hex(vaultwall::daemon::explain_frame(
+                                          ip("203.0.113.70"), ip("203.0.113.10"), 443, true))}}});
+    ASSERT_EQ(ex["ok"], true) << ex.dump();
+    EXPECT_EQ(ex["results"][0]["agree"], true) << ex.dump();
+    EXPECT_EQ(ex["results"][0]["verdict"], "pass") << ex.dump();
+    EXPECT_EQ(ex["results"][0]["reason"], "ip_rule") << ex.dump();
     // The rule that stayed kept its hit count.
     EXPECT_EQ(alpha_rules()["192.0.2.0/24"], 1u);
     EXPECT_EQ(alpha_rules()["198.51.100.9/32"], 1u);

@@ -6,12 +6,14 @@
 # the file + reload; `vaultwallctl rule add` (one rule, persisted in an
 # ip_rules_file); the daemon's peak RSS (VmHWM) after each case.
 #
-#   tools/bench/reload.sh [--quick] [--cases LIST] [--repeats N]
+#   tools/bench/reload.sh [--quick] [--cases LIST] [--repeats N] [--perf DIR]
 #
 # Cases (name:rules:vaults:format, format yaml = ip_rules lists in the rule
 # file, file = one ip_rules_file per vault):
 #   100k-1v-yaml 100k-8v-yaml 1m-8v-yaml 1m-8v-file 250k-1v-yaml 250k-1v-file
 # --quick: 10k over 1 and 8 vaults (a smoke check, a few seconds).
+# --perf DIR: `perf record -g` the daemon during the last (phase-timed) load
+# of each case, into DIR/CASE.perf.data (read with `perf report -i`).
 # Rules: 70% /32, the rest /24../31, distinct, inside 198.18.0.0/15 (SPEC
 # section 6), as in issue 10's measurements. Each case runs in a fresh
 # daemon (started on an empty rule set, so its RSS is the case's), median of
@@ -27,11 +29,13 @@ P=vwbr
 QUICK=0
 CASES=""
 REPEATS=3
+PERF_DIR=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
     --cases) CASES=$2; shift ;;
     --repeats) REPEATS=$2; shift ;;
+    --perf) PERF_DIR=$(readlink -f "$2"); shift ;;
     -h|--help) print_help "$0"; exit 0 ;;
     *) echo "reload.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -106,7 +110,9 @@ with open(os.path.join(d, "ipset.txt"), "w") as f:
 with open(os.path.join(d, "nft.txt"), "w") as f:
     f.write("table inet vwbench {\n")
     for v in range(vaults):
-        f.write("  set bench%d { type ipv4_addr; flags interval; elements = { %s } }\n"
+        # auto-merge: an interval set refuses overlapping elements otherwise
+        # (a /32 inside a /24 of the same vault); ipset and we take them as they are.
+        f.write("  set bench%d { type ipv4_addr; flags interval; auto-merge; elements = { %s } }\n"
                 % (v, ", ".join(s(a, ln) for a, ln in rules[v])))
     f.write("}\n")
 PY
@@ -121,11 +127,36 @@ start_daemon() {  # an empty rule set: the case's file is then loaded by reload
 }
 stop_daemon() { kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=""; }
 timed() {  # timed CMD...: seconds (the command must succeed)
-  local t0 t1; t0=$(now); "$@" >/dev/null || die "failed: $*"; t1=$(now)
+  local t0 t1; t0=$(now); "$@" >/dev/null 2>"$WORK/last.err" || die "failed: $* ($(head -c 300 "$WORK/last.err"))"; t1=$(now)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }' 
 }
 peer_ipset() { ip netns add $P-ipset; local t; t=$(timed nsenter --net=/run/netns/$P-ipset ipset restore -f "$1"); ip netns del $P-ipset; echo "$t"; }
 peer_nft() { ip netns add $P-nft; local t; t=$(timed nsenter --net=/run/netns/$P-nft nft -f "$1"); ip netns del $P-nft; echo "$t"; }
+
+# phased NAME REQUEST: the daemon's phase times for REQUEST ("parse=12 ...").
+phased() {
+  local perf_pid="" out
+  if [ -n "$PERF_DIR" ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -g -p "$DPID" -o "$PERF_DIR/$1.perf.data" >/dev/null 2>&1 &
+    perf_pid=$!; sleep 2
+  fi
+  out=$(python3 - "$SOCK" "$2" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+buf = b""
+while not buf.endswith(b"\n"): buf += s.recv(65536)
+r = json.loads(buf)
+if not r.get("ok"): sys.exit("failed: " + r.get("error", "?"))
+if "phases" not in r: sys.exit("no phases: nothing changed? " + json.dumps(r))
+print(" ".join("%s%s=%.0f" % (p["phase"], ":" + p["dev"] if "dev" in p else "", p["ms"]) for p in r.get("phases", []))
+      + " (all=%.0f)" % r["took_ms"])
+PY
+) || die "$1: $out"
+  [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  echo "$out"
+}
 
 printf '%-14s %9s %9s %9s %9s %9s %9s %8s  %s\n' case reload_s edit_s rule_add_ms ipset_s nft_s reload/ipset rss_MB "phases of one load"
 IFS=, read -r -a CASE_LIST <<<"$CASES"
@@ -140,32 +171,31 @@ for c in "${CASE_LIST[@]}"; do
     ctl reload "$WORK/empty.yaml" >/dev/null
     loads+=("$(timed ctl reload "$d/rules.yaml")")
     # One-rule edit of the file + reload.
-    if [ "$fmt" = file ]; then echo "198.19.255.$r" >> "$d/vault-0.rules"
-    else sed -i "0,/^      ip_rules:\$/s//      ip_rules:\n        - 198.19.255.$r/" "$d/rules.yaml"; fi
+    # (Edits use 192.0.2.0/24, which the generated rules never hold: each
+    # one really changes the set.)
+    if [ "$fmt" = file ]; then echo "192.0.2.$r" >> "$d/vault-0.rules"
+    else sed -i "0,/^      ip_rules:\$/s//      ip_rules:\n        - 192.0.2.$r/" "$d/rules.yaml"; fi
     edits+=("$(timed ctl reload "$d/rules.yaml")")
     if [ "$fmt" = file ]; then
-      adds+=("$(timed ctl rule add --vault bench-0 --ip 198.19.254.$r | awk '{ printf "%.1f", $1 * 1000 }')")
+      adds+=("$(timed ctl rule add --vault bench-0 --ip 192.0.2.$((100 + r)) | awk '{ printf "%.1f", $1 * 1000 }')")
     fi
     ipsets+=("$(peer_ipset "$d/ipset.txt")")
     nfts+=("$(peer_nft "$d/nft.txt")")
   done
-  # Where the time of one more load goes (the daemon's own phase times).
+  # Where the time of one more load (and of one more rule add) goes: the
+  # daemon's own phase times, with perf recording the daemon if asked.
   ctl reload "$WORK/empty.yaml" >/dev/null
-  phases=$(python3 - "$SOCK" "$d/rules.yaml" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall((json.dumps({"cmd": "reload", "file": sys.argv[2]}) + "\n").encode())
-buf = b""
-while not buf.endswith(b"\n"): buf += s.recv(65536)
-r = json.loads(buf)
-print(" ".join("%s%s=%.0f" % (p["phase"], ":" + p["dev"] if "dev" in p else "", p["ms"]) for p in r.get("phases", [])))
-PY
-)
+  phases=$(phased "$name" "{\"cmd\": \"reload\", \"file\": \"$d/rules.yaml\"}")
+  add_phases=""
+  if [ "$fmt" = file ]; then
+    add_phases=$(phased "$name-rule-add" '{"cmd": "rule", "op": "add", "vault": "bench-0", "ips": ["192.0.2.200"]}')
+  fi
   rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$DPID/status)
   L=$(printf '%s\n' "${loads[@]}" | median); E=$(printf '%s\n' "${edits[@]}" | median)
   A=-; [ ${#adds[@]} -gt 0 ] && A=$(printf '%s\n' "${adds[@]}" | median)
   I=$(printf '%s\n' "${ipsets[@]}" | median); N=$(printf '%s\n' "${nfts[@]}" | median)
   printf '%-14s %9.3f %9.3f %9s %9.3f %9.3f %9.2f %8s  %s\n' "$name" "$L" "$E" "$A" "$I" "$N" \
     "$(awk -v l="$L" -v i="$I" 'BEGIN { print l / i }')" "$rss" "$phases (ms)"
+  [ -n "$add_phases" ] && printf '%-14s %s\n' "" "rule add: $add_phases (ms)"
   stop_daemon
 done

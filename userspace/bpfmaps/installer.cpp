@@ -67,6 +67,40 @@ void sync_table(const Table& have, const Table& want, Update update, Delete del)
         if (!want.count(k)) del(k);
 }
 
+// Writes of one map gathered into batches (MapBackend::update_many): rules
+// come one at a time from a merge, the kernel takes thousands at once.
+// Removals go first, so the map never holds much more than either set.
+template <class K, class V>
+class BatchedWrites {
+public:
+    BatchedWrites(MapBackend& maps, Map m, const char* put_what, const char* del_what)
+        : maps_(maps), m_(m), put_what_(put_what), del_what_(del_what) {}
+    void put(const K& k, const V& v) {
+        put_keys_.push_back(k);
+        values_.push_back(v);
+        if (put_keys_.size() == kChunk) flush();
+    }
+    void del(const K& k) {
+        del_keys_.push_back(k);
+        if (del_keys_.size() == kChunk) flush();
+    }
+    void flush() {
+        maps_.remove_many(m_, del_keys_.data(), del_keys_.size(), del_what_);
+        del_keys_.clear();
+        maps_.update_many(m_, put_keys_.data(), values_.data(), put_keys_.size(), put_what_);
+        put_keys_.clear();
+        values_.clear();
+    }
+
+private:
+    static constexpr std::size_t kChunk = 8192;
+    MapBackend& maps_;
+    Map m_;
+    const char *put_what_, *del_what_;
+    std::vector<K> put_keys_, del_keys_;
+    std::vector<V> values_;
+};
+
 }  // namespace
 
 void Installer::write_set(std::uint32_t set, const Translation& t) {
@@ -104,12 +138,13 @@ void Installer::write_set(std::uint32_t set, const Translation& t) {
                            htonl(r.addr())};
     };
     std::vector<std::uint64_t> changed;  // scopes whose rules differ
+    BatchedWrites<vw_rule_key, std::uint32_t> writes(maps_, Map::rules, "writing a rule", "deleting a rule");
     auto upsert = [&](const RuleEntry& w) {
-        maps_.put(Map::rules, rule_key(w), w.id, "writing a rule");
+        writes.put(rule_key(w), w.id);
         changed.push_back(w.scope);
     };
     auto remove = [&](const RuleEntry& gone) {
-        maps_.del(Map::rules, rule_key(gone), "deleting a rule");
+        writes.del(rule_key(gone));
         changed.push_back(gone.scope);
     };
     if (have.rules.get() == t.from) {
@@ -124,6 +159,7 @@ void Installer::write_set(std::uint32_t set, const Translation& t) {
             },
             remove);
     }
+    writes.flush();
     std::sort(changed.begin(), changed.end());
     changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
     // After the trie: a scope that falls back to it must find its rules there.
@@ -181,16 +217,15 @@ Installer::Plan Installer::prepare(const rules::CompiledRuleSet& set) const {
 }
 
 Installer::Plan Installer::prepare_edit(const std::string& vault, const std::vector<rules::Ipv4Prefix>& add,
-                                       const std::vector<rules::Ipv4Prefix>& remove,
-                                       const rules::CompiledRuleSet& edited) const {
+                                       const std::vector<rules::Ipv4Prefix>& remove) const {
     Plan p;
     p.started = std::chrono::steady_clock::now();
     auto id = vault_id(vault);
     if (!id) throw std::invalid_argument("vault " + vault + " is not in this datapath");
     p.t = translate_edit(sets_[live_], *id, vault, add, remove, max_rules_);
-    p.vaults = edited.vaults.size();
-    p.endpoints = edited.endpoints.size();
-    p.rules = edited.rules.size();
+    p.vaults = p.t.image.vault_flags.size();
+    p.endpoints = p.t.image.endpoints.size();
+    p.rules = p.t.image.rules->size();
     p.for_generation = generation_;
     return p;
 }

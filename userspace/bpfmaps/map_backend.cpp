@@ -17,6 +17,18 @@
 
 namespace vaultwall::bpfmaps {
 
+void MapBackend::update_many(Map m, const void* keys, const void* values, std::size_t n, const char* what) {
+    const auto& info = map_info(m);
+    for (std::size_t i = 0; i < n; ++i)
+        update(m, static_cast<const char*>(keys) + i * info.key_size,
+               static_cast<const char*>(values) + i * info.value_size, what);
+}
+
+void MapBackend::remove_many(Map m, const void* keys, std::size_t n, const char* what) {
+    const auto& info = map_info(m);
+    for (std::size_t i = 0; i < n; ++i) remove(m, static_cast<const char*>(keys) + i * info.key_size, what);
+}
+
 KernelMaps::KernelMaps(const Datapath& dp) : dp_(dp) {
     for (const auto& m : kMaps) {
         bpf_map_info info{};
@@ -66,6 +78,53 @@ void KernelMaps::for_each_key(Map m, const std::function<void(const void*)>& fn)
     }
 }
 
+namespace {
+constexpr std::size_t kBatch = 8192;  // elements per batch syscall
+}
+
+void KernelMaps::update_many(Map m, const void* keys, const void* values, std::size_t n, const char* what) {
+    Shape& s = shapes_[static_cast<int>(m)];
+    const auto* k = static_cast<const char*>(keys);
+    const auto* v = static_cast<const char*>(values);
+    const int fd = dp_.map_fd(m);
+    for (std::size_t i = 0; i < n;) {
+        __u32 count = 0;
+        int rc = -1;
+        if (s.batches) {
+            count = static_cast<__u32>(std::min(kBatch, n - i));
+            rc = bpf_map_update_batch(fd, k + i * s.key_size, v + i * s.value_size, &count, nullptr);
+            i += std::min<std::size_t>(count, n - i);
+            if (rc == 0) continue;
+        }
+        // The element that failed, alone, so the error is its own; if it
+        // goes in alone the kernel has no batches for this map type.
+        if (i == n) break;
+        if (bpf_map_update_elem(fd, k + i * s.key_size, v + i * s.value_size, BPF_ANY) != 0) throw_errno(what);
+        if (count == 0) s.batches = false;
+        ++i;
+    }
+}
+
+void KernelMaps::remove_many(Map m, const void* keys, std::size_t n, const char* what) {
+    Shape& s = shapes_[static_cast<int>(m)];
+    const auto* k = static_cast<const char*>(keys);
+    const int fd = dp_.map_fd(m);
+    for (std::size_t i = 0; i < n;) {
+        __u32 count = 0;
+        if (s.batches) {
+            count = static_cast<__u32>(std::min(kBatch, n - i));
+            const int rc = bpf_map_delete_batch(fd, k + i * s.key_size, &count, nullptr);
+            i += std::min<std::size_t>(count, n - i);
+            if (rc == 0) continue;
+        }
+        // A batch stops at a key that is not there (fine here) or one the
+        // kernel refuses: that one alone.
+        if (i == n) break;
+        if (bpf_map_delete_elem(fd, k + i * s.key_size) != 0 && errno != ENOENT) throw_errno(what);
+        ++i;
+    }
+}
+
 void KernelMaps::zero(Map m, const std::vector<std::uint32_t>& keys, const char* what) {
     const Shape& s = shapes_[static_cast<int>(m)];
     // Per-CPU values are laid out 8-byte aligned, one per possible CPU.
@@ -73,7 +132,6 @@ void KernelMaps::zero(Map m, const std::vector<std::uint32_t>& keys, const char*
     const std::size_t per_key = one * (s.percpu ? possible_cpus() : 1);
     // One batch for many keys: a reload of a million new rules must not cost
     // a million syscalls here.
-    constexpr std::size_t kBatch = 8192;
     const int fd = dp_.map_fd(m);
     std::vector<unsigned char> zeros(per_key * std::min(kBatch, std::max<std::size_t>(keys.size(), 1)), 0);
     for (std::size_t i = 0; i < keys.size(); i += kBatch) {

@@ -33,6 +33,12 @@ public:
     virtual void update(Map m, const void* key, const void* value, const char* what) = 0;
     virtual void remove(Map m, const void* key, const char* what) = 0;  // absent is fine
     virtual void for_each_key(Map m, const std::function<void(const void* key)>& fn) const = 0;
+    // `n` updates (removals) of one map at once: keys and values packed in
+    // arrays. The kernel takes them in batches (BPF_MAP_UPDATE_BATCH): a
+    // reload of a million rules is not a million syscalls. By default one
+    // update() (remove()) each.
+    virtual void update_many(Map m, const void* keys, const void* values, std::size_t n, const char* what);
+    virtual void remove_many(Map m, const void* keys, std::size_t n, const char* what);  // absent is fine
     // Sets the values of these u32 keys to zero (on every CPU for per-CPU maps).
     virtual void zero(Map m, const std::vector<std::uint32_t>& keys, const char* what) = 0;
     // VW_SETS * lookup_blocks() blocks, written in place.
@@ -72,6 +78,8 @@ public:
     void update(Map m, const void* key, const void* value, const char* what) override;
     void remove(Map m, const void* key, const char* what) override;
     void for_each_key(Map m, const std::function<void(const void*)>& fn) const override;
+    void update_many(Map m, const void* keys, const void* values, std::size_t n, const char* what) override;
+    void remove_many(Map m, const void* keys, std::size_t n, const char* what) override;
     void zero(Map m, const std::vector<std::uint32_t>& keys, const char* what) override;
     vw_stride_block* stride_blocks() override;
     void grace_period() override;
@@ -80,6 +88,7 @@ private:
     struct Shape {
         std::uint32_t key_size = 0, value_size = 0;
         bool percpu = false;
+        bool batches = true;  // false once the kernel refused a batch that single calls took
     };
     const Datapath& dp_;
     Shape shapes_[static_cast<int>(Map::count_)];

@@ -176,6 +176,12 @@ Daemon::Iface* Daemon::iface_locked(const std::string& dev) {
     throw std::runtime_error("vaultwall is not attached to " + dev);
 }
 
+const reference::Classifier& Daemon::reference_locked() {
+    if (!set_) throw std::runtime_error("no rules loaded");
+    if (!reference_) reference_ = std::make_unique<reference::Classifier>(*set_);
+    return *reference_;
+}
+
 Json Daemon::reload(const std::string& file, const std::string& trigger, const Progress& progress) {
     return reload(ReloadSource{file}, trigger, progress);
 }
@@ -303,7 +309,6 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
                 }
             }));
         }
-        auto reference = std::make_unique<reference::Classifier>(set);
         Json warnings = Json::array();
         for (const auto& w : rf.warnings) warnings.push_back(w);
 
@@ -387,7 +392,7 @@ Json Daemon::reload_locked(const ReloadSource& source, const std::string& trigge
         if (!source.files) config_path_ = path;
         file_ = std::move(rf);
         set_ = std::move(set);
-        reference_ = std::move(reference);
+        reference_.reset();  // built by the first explain that needs it
         apply_side_services_locked(*file_);
         update_drop_sources_locked();  // vault names may have changed
         ++reloads_ok_;
@@ -564,8 +569,7 @@ Json Daemon::explain(const Json& req) {
         frame = explain_vxlan(frame, vtep, vni, set_->vxlan_port);
     }
 
-    if (!reference_) reference_ = std::make_unique<reference::Classifier>(*set_);  // after a rule edit
-    Json ex = LiveExplainer(*i->dp, *i->inst, *set_, *reference_).explain(frame);
+    Json ex = LiveExplainer(*i->dp, *i->inst, *set_, reference_locked()).explain(frame);
     ex.erase("flow");
     ex["dev"] = i->dev;
     if (!ex["agree"].get<bool>())

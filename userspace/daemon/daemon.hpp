@@ -158,6 +158,9 @@ private:
 
     void rescan_locked();
     Iface* iface_locked(const std::string& dev);  // null dev: the first; throws if none
+    // The reference model of the live set, for explain: built on first use
+    // after each change (it is as big as the rules, and reloads need it not).
+    const reference::Classifier& reference_locked();
     Json reload_locked(const ReloadSource& source, const std::string& trigger, const Progress& progress);
     rules::RuleFile load_rules(const ReloadSource& source, const std::string& path);
     std::vector<bpfmaps::InstallReport> apply_plans_locked(std::vector<bpfmaps::Installer::Plan>& plans,

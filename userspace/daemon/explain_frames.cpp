@@ -115,7 +115,7 @@ Json Daemon::explain_frames(const Json& req) {
     std::lock_guard lk(mu_);
     if (!set_) throw std::runtime_error("no rules loaded");
     Iface* i = iface_locked(req.value("dev", std::string()));
-    LiveExplainer ex(*i->dp, *i->inst, *set_, *reference_);
+    LiveExplainer ex(*i->dp, *i->inst, *set_, reference_locked());
     Json results = Json::array();
     for (std::size_t n = 0; n < bytes.size(); ++n) {
         try {

@@ -139,9 +139,16 @@ Json Daemon::rule_edit(const Json& req, const Progress& progress) {
             for (const auto& d : e.diagnostics()) errs.push_back(d.str());
             return {{"ok", false}, {"error", e.what()}, {"errors", errs}};
         }
-        // The vault's ip rules now: from the file, and from the rule file's ip_rules.
-        std::set<rules::Ipv4Prefix> in_file, inline_rules;
-        for (const auto& r : vit->ip_rules) (r.pos.file == vit->ip_rules_file ? in_file : inline_rules).insert(r.prefix);
+        // Which of the given prefixes are rules of the vault now: in its
+        // file, or in the rule file's ip_rules. One pass, no set of a
+        // million rules.
+        std::set<rules::Ipv4Prefix> asked, in_file, inline_rules;
+        for (const auto& g : given) asked.insert(g.prefix);
+        log.run("check", {{"vault", vault}}, [&] {
+            for (const auto& r : vit->ip_rules)
+                if (asked.count(r.prefix))
+                    (r.pos.file == vit->ip_rules_file ? in_file : inline_rules).insert(r.prefix);
+        });
         std::vector<rules::Ipv4Prefix> add, remove;
         Json unchanged = Json::array();
         for (const auto& g : given) {
@@ -202,29 +209,15 @@ Json Daemon::rule_edit(const Json& req, const Progress& progress) {
         }
         for (const auto& p : add) next += p.str() + "\n";
 
-        // The compiled set as it will be (sorted as the compiler sorts).
-        rules::CompiledRuleSet edited = log.run("compile", {}, [&] {
-            rules::CompiledRuleSet e = *set_;
-            for (const auto& p : remove) {
-                rules::CompiledRule key{vi, 0, p, {}};
-                auto it = std::lower_bound(e.rules.begin(), e.rules.end(), key, rule_less);
-                if (it != e.rules.end() && !rule_less(key, *it)) e.rules.erase(it);
-            }
-            for (const auto& p : add) {
-                rules::CompiledRule r{vi, 0, p, "ip_rules"};
-                e.rules.insert(std::upper_bound(e.rules.begin(), e.rules.end(), r, rule_less), r);
-            }
-            return e;
-        });
         std::vector<bpfmaps::Installer::Plan> plans;
         for (auto& i : ifaces_) {
             plans.push_back(log.run("prepare", {{"dev", i.dev}}, [&] {
                 try {
-                    if (edited.rules.size() >= i.dp->max_rules())
-                        throw std::length_error(std::to_string(edited.rules.size()) +
-                                                " rules do not fit its datapath, which holds " +
+                    const std::size_t after = set_->rules.size() + add.size() - remove.size();
+                    if (after >= i.dp->max_rules())
+                        throw std::length_error(std::to_string(after) + " rules do not fit its datapath, which holds " +
                                                 std::to_string(i.dp->max_rules() - 1));
-                    return i.inst->prepare_edit(vault, add, remove, edited);
+                    return i.inst->prepare_edit(vault, add, remove);
                 } catch (const std::exception& e) {
                     throw std::runtime_error("interface " + i.dev + ": " + e.what() + " (nothing changed)");
                 }
@@ -241,8 +234,19 @@ Json Daemon::rule_edit(const Json& req, const Progress& progress) {
             if (!(r.pos.file == vit->ip_rules_file && to_remove.count(r.prefix))) kept.push_back(std::move(r));
         for (const auto& p : add) kept.push_back({p, {vit->ip_rules_file, 0, 0}});
         vit->ip_rules = std::move(kept);
-        set_ = std::move(edited);
-        reference_.reset();  // rebuilt on the next explain
+        // The compiled set follows in place (sorted as the compiler sorts):
+        // no copy of a million rules.
+        auto& rules_now = set_->rules;
+        for (const auto& p : remove) {
+            rules::CompiledRule key{vi, 0, p, {}};
+            auto it = std::lower_bound(rules_now.begin(), rules_now.end(), key, rule_less);
+            if (it != rules_now.end() && !rule_less(key, *it)) rules_now.erase(it);
+        }
+        for (const auto& p : add) {
+            rules::CompiledRule r{vi, 0, p, "ip_rules"};
+            rules_now.insert(std::upper_bound(rules_now.begin(), rules_now.end(), r, rule_less), r);
+        }
+        reference_.reset();  // rebuilt by the next explain
         ++reloads_ok_;
 
         const std::uint64_t gen = reports.empty() ? 0 : reports.front().generation;
