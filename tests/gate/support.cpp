@@ -205,14 +205,14 @@ std::uint16_t free_port() {
     return a.local_endpoint().port();
 }
 
-bool wait_port(std::uint16_t port, std::chrono::milliseconds max) {
+bool wait_port(std::uint16_t port, std::chrono::milliseconds max, const std::string& addr) {
     namespace net = boost::asio;
     auto end = std::chrono::steady_clock::now() + max;
     while (std::chrono::steady_clock::now() < end) {
         net::io_context ioc;
         net::ip::tcp::socket s(ioc);
         boost::system::error_code ec;
-        s.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+        s.connect(net::ip::tcp::endpoint(net::ip::make_address(addr), port), ec);
         if (!ec) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

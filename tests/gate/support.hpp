@@ -18,7 +18,7 @@ namespace vwtest {
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).
 std::uint16_t free_port();
 // Polls until something accepts on 127.0.0.1:port, for at most `max`.
-bool wait_port(std::uint16_t port, std::chrono::milliseconds max);
+bool wait_port(std::uint16_t port, std::chrono::milliseconds max, const std::string& addr = "127.0.0.1");
 
 
 using nlohmann::json;

@@ -493,6 +493,31 @@ TEST_F(Proxy, Ipv6ClientWithoutRecordFailsClosedAndIsNamedInThe403) {
     EXPECT_EQ(last["client"], "::1");
 }
 
+// A vault whose upstream is on IPv6 ([::1], the host's loopback).
+TEST_F(Proxy, Ipv6UpstreamIsForwardedTo) {
+    std::uint16_t up = free_port();
+    std::string listen = "[::1]:" + std::to_string(up), data = dir + "/vault6";
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(LABVAULT_BIN, LABVAULT_BIN, "--listen", listen.c_str(), "--data", data.c_str(), (char*)nullptr);
+        _exit(127);
+    }
+    ASSERT_TRUE(wait_port(up, 5s, "::1")) << "labvault did not start on " << listen;
+    gate->stop();
+    start("http://[::1]:" + std::to_string(up));
+    auto put = curl("PUT", "/secrets/at-v6-upstream?api-version=7.4", bearer(), R"({"value":"v6-up"})");
+    auto get = curl("GET", "/secrets/at-v6-upstream?api-version=7.4", bearer());
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    ASSERT_EQ(put.code, 200) << put.body;
+    ASSERT_EQ(get.code, 200) << get.body;
+    EXPECT_EQ(json::parse(get.body)["value"], "v6-up");
+    // It is that vault's store, not the fixture's (on 127.0.0.1) that holds it.
+    EXPECT_EQ(run("curl -sS -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:" + std::to_string(vault_port) +
+                  "/secrets/at-v6-upstream"),
+              "404");
+}
+
 TEST_F(Proxy, KeepAliveAndPipelining) {
     std::string auth = "Authorization: " + bearer() + "\r\n";
     std::string get = "GET /secrets/nosuch?api-version=7.4 HTTP/1.1\r\nHost: vault\r\n" + auth + "\r\n";
@@ -637,6 +662,17 @@ TEST(GateConfig, BuildErrorsAreOneLine) {
     EXPECT_THROW(parse_upstream("https://x:1"), GateConfigError);
     EXPECT_THROW(parse_upstream("http://x:99999"), GateConfigError);
     EXPECT_EQ(parse_upstream("http://127.0.0.1:8200/").key(), "127.0.0.1:8200");
+    // IPv6 upstreams, in brackets (RFC 3986 §3.2.2).
+    auto v6 = parse_upstream("http://[2001:db8::20]:8200/");
+    EXPECT_EQ(v6.host, "2001:db8::20");
+    EXPECT_EQ(v6.port, "8200");
+    EXPECT_EQ(v6.key(), "[2001:db8::20]:8200");
+    EXPECT_EQ(parse_upstream("http://[::1]").key(), "[::1]:80");
+    EXPECT_THROW(parse_upstream("http://2001:db8::20:8200"), GateConfigError);
+    EXPECT_THROW(parse_upstream("http://[2001:db8::20:8200"), GateConfigError);
+    EXPECT_THROW(parse_upstream("http://[not-v6]:8200"), GateConfigError);
+    EXPECT_THROW(parse_upstream("http://[::1]8200"), GateConfigError);
+    EXPECT_THROW(parse_upstream("http://[::1]:0"), GateConfigError);
 }
 
 // ---- Issue 17: hostile requests (each test fails on the gate before the fix) ----

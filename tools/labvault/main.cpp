@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     CLI::App app{"vaultwall-labvault: a Key Vault REST-compatible stand-in vault for labs and tests (plain HTTP). "
                  "Also `vaultwall-labvault pki|jwks|mint --help`: the lab's certificates, JWKS and tokens"};
     std::string listen, data;
-    app.add_option("--listen", listen, "IP:PORT to listen on (e.g. 127.0.0.1:8200)")->required();
+    app.add_option("--listen", listen, "IP:PORT to listen on (e.g. 127.0.0.1:8200, [::1]:8200)")->required();
     app.add_option("--data", data, "directory where secrets and keys are persisted")->required();
     try {
         app.parse(argc, argv);
@@ -101,7 +101,9 @@ int main(int argc, char** argv) {
     net::ip::address addr;
     unsigned long port = 0;
     if (colon != std::string::npos) {
-        addr = net::ip::make_address(listen.substr(0, colon), ec);
+        std::string host = listen.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        addr = net::ip::make_address(host, ec);
         try {
             size_t used = 0;
             port = std::stoul(listen.substr(colon + 1), &used);

@@ -4,6 +4,8 @@
 
 #include <boost/asio/ssl.hpp>
 
+#include "rules/ipv6.hpp"
+
 namespace vaultwall::gate {
 
 Upstream parse_upstream(const std::string& url) {
@@ -15,19 +17,40 @@ Upstream parse_upstream(const std::string& url) {
     if (rest.empty() || rest.find('/') != std::string::npos || rest.find('@') != std::string::npos)
         throw GateConfigError("upstream '" + url + "': expected http://host:port");
     Upstream u;
-    auto colon = rest.rfind(':');
-    if (colon == std::string::npos) {
-        u.host = rest;
+    std::string port;  // after the host's ':' ("" when none)
+    bool has_port = false;
+    if (rest.front() == '[') {  // RFC 3986 §3.2.2: an IPv6 literal in brackets
+        auto close = rest.find(']');
+        if (close == std::string::npos) throw GateConfigError("upstream '" + url + "': no ']' after the IPv6 address");
+        u.host = rest.substr(1, close - 1);
+        if (!rules::parse_ipv6(u.host))
+            throw GateConfigError("upstream '" + url + "': '" + u.host + "' is not an IPv6 address");
+        std::string after = rest.substr(close + 1);
+        if (!after.empty() && after.front() != ':') throw GateConfigError("upstream '" + url + "': expected http://[IPv6]:port");
+        has_port = !after.empty();
+        if (has_port) port = after.substr(1);
+    } else {
+        auto colon = rest.find(':');
+        if (colon != std::string::npos && rest.find(':', colon + 1) != std::string::npos)
+            throw GateConfigError("upstream '" + url + "': an IPv6 address goes in brackets, http://[2001:db8::1]:8200");
+        has_port = colon != std::string::npos;
+        u.host = rest.substr(0, colon);
+        if (has_port) port = rest.substr(colon + 1);
+    }
+    if (!has_port) {
         u.port = "80";
     } else {
-        u.host = rest.substr(0, colon);
-        u.port = rest.substr(colon + 1);
-        if (u.port.empty() || u.port.size() > 5 || u.port.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoi(u.port) == 0 || std::stoi(u.port) > 65535)
+        if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(port) == 0 || std::stoi(port) > 65535)
             throw GateConfigError("upstream '" + url + "': bad port");
+        u.port = port;
     }
     if (u.host.empty()) throw GateConfigError("upstream '" + url + "': no host");
     return u;
+}
+
+std::string Upstream::key() const {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
 }
 
 namespace {

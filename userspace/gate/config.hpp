@@ -58,11 +58,13 @@ class GateConfigError : public std::runtime_error {
 };
 
 struct Upstream {
-    std::string host;
+    std::string host;  // a name, an IPv4 address, or an IPv6 address (without brackets)
     std::string port;  // service string, "80" by default
-    std::string key() const { return host + ":" + port; }
+    // "127.0.0.1:8200", "[2001:db8::20]:8200": the pool's key and a Host header.
+    std::string key() const;
 };
-Upstream parse_upstream(const std::string& url);  // "http://host[:port][/]"; throws GateConfigError
+// "http://host[:port][/]", "http://[2001:db8::20][:port][/]"; throws GateConfigError
+Upstream parse_upstream(const std::string& url);
 
 struct ListenKey {
     IpAddress addr;
