@@ -6,7 +6,9 @@
 # one-rule changes (each once every host applied the previous) and one
 # revision with --big rules, and reports publish-to-applied latency per host
 # (p50, p99, max over all hosts and publishes), beside etcd's and the
-# daemons' resident memory.
+# daemons' resident memory, the CPU seconds the daemons spent on the big
+# set, and (the hosts stopped) etcd's own fan-out of one more big revision to
+# as many watchers.
 #
 #   tools/bench/fleet.sh [--hosts 100] [--rounds 20] [--big 100000]
 #
@@ -89,6 +91,14 @@ for i in $(seq 1 "$HOSTS"); do
 done
 echo "fleet.sh: $HOSTS hosts started in $(($(date +%s) - t0)) s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# CPU seconds (user + system) every daemon has used so far, summed.
+cpu_s() {
+  local p sum=0 t
+  for p in "${DAEMON_PIDS[@]}"; do
+    t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0); sum=$((sum + t))
+  done
+  awk -v t="$sum" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 report_memory() {  # report_memory LABEL
   local total=0 max=0 r
@@ -103,10 +113,27 @@ report_memory() {  # report_memory LABEL
   --rounds "$ROUNDS" --big 0 --timeout 120
 report_memory "after the one-rule changes"
 if [ "$BIG" -gt 0 ]; then
+  c0=$(cpu_s)
   "$BIN/vaultwall-fleet-bench" run --etcd "$URL" --ruleset bench --dir "$W/rules" --hosts "$HOSTS" \
     --rounds 0 --big "$BIG" --timeout 300
+  c1=$(cpu_s)
+  # What stands between the publish and the last host on this machine: every
+  # host's apply, on the cores they share (a floor: total CPU / cores).
+  awk -v a="$c0" -v b="$c1" -v n="$HOSTS" -v cores="$(nproc)" 'BEGIN {
+    printf "cpu (the %s-rule set): the daemons used %.2f CPU s in all, %.3f per host; / %d cores = %.2f s at the least\n",
+           "'"$BIG"'", b - a, (b - a) / n, cores, (b - a) / cores }'
   report_memory "with the $BIG-rule set"
 fi
 alive=0
 for p in "${DAEMON_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
 echo "fleet.sh: $alive of $HOSTS daemons still running at the end"
+if [ "$BIG" -gt 0 ]; then
+  # etcd's part alone: the hosts stopped, as many watchers (one connection
+  # each) receive one more big revision.
+  for p in "${DAEMON_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${DAEMON_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  DAEMON_PIDS=()
+  echo "fleet.sh: etcd fan-out of a $BIG-rule revision to $HOSTS watchers (no daemon running):"
+  "$BIN/vaultwall-fleet-bench" fanout --etcd "$URL" --ruleset bench --dir "$W/rules" --hosts "$HOSTS" \
+    --big "$BIG" --timeout 120
+fi

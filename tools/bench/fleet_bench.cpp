@@ -8,18 +8,24 @@
 //   vaultwall-fleet-bench seed --etcd URL --ruleset NAME --dir DIR
 //   vaultwall-fleet-bench run  --etcd URL --ruleset NAME --dir DIR --hosts N
 //                              [--rounds 20] [--big 100000] [--timeout 60]
+//   vaultwall-fleet-bench fanout --etcd URL --ruleset NAME --dir DIR --hosts N
+//                              [--big 100000] [--timeout 60]
 //
 // seed writes DIR/rules.yaml (one vault, 16 ip_rules, an ip_rules_file) and
 // publishes it. run waits for N hosts at the latest revision, then publishes
 // --rounds one-rule changes (one at a time, each once every host applied the
 // previous) and one revision whose ip_rules_file holds --big rules, and
-// prints one JSON object with the latencies.
+// prints one JSON object with the latencies. fanout measures etcd alone:
+// N watchers, each on its own connection as each host's is, watch the rule
+// set; it publishes one --big revision and reports when each watcher had all
+// of it (no daemon applies anything: run it with the hosts stopped).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -124,6 +130,45 @@ Json summary(const std::vector<double>& ms) {
             {"max_ms", ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end())}};
 }
 
+// Publish-to-received per watcher for one big revision (see the header).
+Json fanout(const Args& a, const fleet::EtcdOptions& eo) {
+    const std::string prefix = fleet::ruleset_prefix(a.ruleset);
+    std::vector<std::unique_ptr<fleet::EtcdClient>> clients;
+    std::vector<std::unique_ptr<fleet::WatchStream>> streams;
+    for (int i = 0; i < a.hosts; ++i) {
+        clients.push_back(std::make_unique<fleet::EtcdClient>(eo));
+        streams.push_back(std::make_unique<fleet::WatchStream>(*clients.back()));
+        streams.back()->watch_prefix(prefix, 0, false);
+    }
+    fleet::EtcdClient etcd(eo);
+    write_file(a.dir + "/feeds/bench.txt", feed_text(a.big));
+    std::vector<std::int64_t> got(a.hosts, 0);
+    std::int64_t rev = 0;
+    std::vector<std::thread> readers;
+    for (int i = 0; i < a.hosts; ++i)
+        readers.emplace_back([&, i] {
+            auto end = std::chrono::steady_clock::now() + std::chrono::seconds(a.timeout_s);
+            while (std::chrono::steady_clock::now() < end) {
+                auto r = streams[i]->next(200ms);
+                if (!r || r->events.empty()) continue;
+                got[i] = unix_ms();  // a revision is never split across responses
+                return;
+            }
+        });
+    const std::int64_t t0 = unix_ms();
+    rev = publish_dir(etcd, a);
+    for (auto& t : readers) t.join();
+    std::vector<double> ms;
+    for (auto g : got)
+        if (g) ms.push_back(double(g - t0));
+    Json out = summary(ms);
+    out["watchers"] = a.hosts;
+    out["revision"] = rev;
+    out["rules"] = a.big + 16;
+    if (int(ms.size()) < a.hosts) out["missing"] = a.hosts - int(ms.size());
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,7 +177,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     auto* seed = app.add_subcommand("seed", "write DIR/rules.yaml and publish it");
     auto* run = app.add_subcommand("run", "publish one-rule changes and a big set; print latencies as JSON");
-    for (auto* c : {seed, run}) {
+    auto* fan = app.add_subcommand("fanout", "N watchers, one big revision: when each had it (etcd alone)");
+    for (auto* c : {seed, run, fan}) {
         c->add_option("--etcd", a.etcd, "etcd endpoint(s)")->required();
         c->add_option("--ruleset", a.ruleset, "rule set")->required();
         c->add_option("--dir", a.dir, "directory of the rule files (with trusted-services.yaml)")->required();
@@ -141,6 +187,9 @@ int main(int argc, char** argv) {
     run->add_option("--rounds", a.rounds, "one-rule changes")->check(CLI::NonNegativeNumber);
     run->add_option("--big", a.big, "rules in the big revision (0: none)")->check(CLI::Range(0, 131072));
     run->add_option("--timeout", a.timeout_s, "seconds to wait for every host per revision")->check(CLI::PositiveNumber);
+    fan->add_option("--hosts", a.hosts, "watchers")->required()->check(CLI::PositiveNumber);
+    fan->add_option("--big", a.big, "rules in the revision")->check(CLI::Range(1, 131072));
+    fan->add_option("--timeout", a.timeout_s, "seconds to wait for every watcher")->check(CLI::PositiveNumber);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -160,6 +209,10 @@ int main(int argc, char** argv) {
             write_file(a.dir + "/rules.yaml", rule_text(0));
             write_file(feed, feed_text(16));
             std::cout << publish_dir(etcd, a) << "\n";
+            return 0;
+        }
+        if (fan->parsed()) {
+            std::cout << fanout(a, eo).dump(2) << "\n";
             return 0;
         }
         auto latest = etcd.get(fleet::manifest_key(a.ruleset));
