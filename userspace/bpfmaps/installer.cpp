@@ -138,14 +138,17 @@ void Installer::write_set(std::uint32_t set, const Translation& t) {
                            htonl(r.addr())};
     };
     std::vector<std::uint64_t> changed;  // scopes whose rules differ
+    auto note_scope = [&](std::uint64_t scope) {  // rules come by scope: not one entry a rule
+        if (changed.empty() || changed.back() != scope) changed.push_back(scope);
+    };
     BatchedWrites<vw_rule_key, std::uint32_t> writes(maps_, Map::rules, "writing a rule", "deleting a rule");
     auto upsert = [&](const RuleEntry& w) {
         writes.put(rule_key(w), w.id);
-        changed.push_back(w.scope);
+        note_scope(w.scope);
     };
     auto remove = [&](const RuleEntry& gone) {
         writes.del(rule_key(gone));
-        changed.push_back(gone.scope);
+        note_scope(gone.scope);
     };
     if (have.rules.get() == t.from) {
         // This set holds what the translation was made against: its
