@@ -13,10 +13,13 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+
+#include "vaultwall_abi.h"
 
 #define VW_VLAN_MAX_DEPTH 2
 #define VW_ETH_P_8021Q 0x8100
@@ -24,6 +27,19 @@
 #define VW_IP_MF 0x2000
 #define VW_IP_OFFSET 0x1fff
 #define VW_VXLAN_FLAG_I 0x08
+
+/* IPv6 extension headers the walk steps over (RFC 8200 §4). */
+#define VW_NEXTHDR_HOP 0
+#define VW_NEXTHDR_ROUTING 43
+#define VW_NEXTHDR_FRAGMENT 44
+#define VW_NEXTHDR_DEST 60
+#define VW_IP6_MF 0x0001      /* fragment header: more fragments */
+#define VW_IP6_OFFSET 0xfff8  /* fragment header: offset, in 8-byte units << 3 */
+/* Highest offset of an IPv6 upper-layer header the datapath reads. The
+ * verifier only trusts a bounds check on a packet pointer whose variable
+ * offset stays below 64 KiB with everything added after it; XDP frames
+ * (one page without multi-buffer) end long before this. */
+#define VW_MAX_FRAME_OFF 0x3fff
 
 struct cursor {
 	void *pos;      /* next byte to parse */
@@ -108,6 +124,132 @@ static __always_inline int parse_ipv4(struct cursor *c, struct iphdr **iph)
 	c->pos += hdr_len;
 	*iph = ip;
 	return 0;
+}
+
+/* IPv6 fixed header. On success the cursor's semantic end becomes the end of
+ * the datagram (40 + payload_len), as for IPv4; the extension headers are
+ * walked by ipv6_walk_chain(). */
+static __always_inline int parse_ipv6(struct cursor *c, struct ipv6hdr **ip6h)
+{
+	struct ipv6hdr *ip = c->pos;
+	__u32 len;
+
+	if (!cursor_has(c, sizeof(*ip)))
+		return -1;
+	if (ip->version != 6)
+		return -1;
+	len = sizeof(*ip) + bpf_ntohs(ip->payload_len);
+	if (!cursor_has(c, len))
+		return -1;
+	c->end = c->pos + len;
+	c->pos = ip + 1;
+	*ip6h = ip;
+	return 0;
+}
+
+/* What the walk of an IPv6 extension-header chain found. */
+enum vw_frag6 {
+	VW_FRAG6_NONE = 0, /* no fragment header, or an atomic one (offset 0, M clear) */
+	VW_FRAG6_FIRST,    /* offset 0, M set: the chain goes on after it */
+	VW_FRAG6_LATER,    /* offset > 0: no upper-layer header in this packet */
+};
+enum vw_chain {
+	VW_CHAIN_OK = 0,
+	VW_CHAIN_TRUNCATED,       /* a header not whole inside the datagram */
+	VW_CHAIN_TOO_LONG,        /* still an extension header after the bound */
+	VW_CHAIN_SECOND_FRAGMENT, /* a second fragment header */
+};
+struct vw_ipv6_chain {
+	__u32 l4_off;   /* offset of the upper-layer header from ctx->data */
+	__u8 protocol;  /* the upper-layer protocol (next header after the chain) */
+	__u8 fragment;  /* enum vw_frag6 */
+	__u16 pad;
+};
+
+static __always_inline int ipv6_is_ext_header(__u8 nexthdr)
+{
+	return nexthdr == VW_NEXTHDR_HOP || nexthdr == VW_NEXTHDR_ROUTING ||
+	       nexthdr == VW_NEXTHDR_DEST || nexthdr == VW_NEXTHDR_FRAGMENT;
+}
+
+/*
+ * The bounded walk of an IPv6 extension-header chain (docs/datapath.md,
+ * "IPv6"): from offset `off` (just past the fixed header) with `nexthdr`,
+ * bounded by the datagram's end offset `end`, at most
+ * VW_IPV6_MAX_EXT_HEADERS headers. Hop-by-hop, routing and destination
+ * options are (hdr_ext_len + 1) * 8 bytes, a fragment header 8. Returns
+ * enum vw_chain; `ch` says where the upper layer starts and what it is.
+ *
+ * A global (not inlined) function on purpose: the verifier checks it once,
+ * on its own. Inlined, every path through the chain (each header of any
+ * kind) would multiply the paths of everything after it, twice for VXLAN.
+ */
+__attribute__((noinline)) int vw_ipv6_walk_chain(struct xdp_md *ctx, __u64 off, __u64 end,
+						  __u32 nexthdr, struct vw_ipv6_chain *ch)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 fragment_headers = 0;
+	int i;
+
+	/* 64-bit offsets: a 32-bit one is zero-extended again after its bounds
+	 * check, and the verifier loses the bounds on the copy it uses. */
+	if (!ch)
+		return VW_CHAIN_TRUNCATED;
+	ch->fragment = VW_FRAG6_NONE;
+	ch->protocol = nexthdr;
+	ch->l4_off = off;
+	for (i = 0; i < VW_IPV6_MAX_EXT_HEADERS; i++) {
+		__u8 *h;
+
+		if (!ipv6_is_ext_header(nexthdr))
+			break;
+		/* Every extension header is at least 8 bytes. */
+		if (off > VW_MAX_FRAME_OFF || off + 8 > end)
+			return VW_CHAIN_TRUNCATED;
+		h = data + off;
+		if ((void *)(h + 8) > data_end)
+			return VW_CHAIN_TRUNCATED;
+		if (nexthdr == VW_NEXTHDR_FRAGMENT) {
+			__u16 frag = ((__u16)h[2] << 8) | h[3];
+
+			if (++fragment_headers > 1)
+				return VW_CHAIN_SECOND_FRAGMENT;
+			nexthdr = h[0];
+			off += 8;
+			if (frag & VW_IP6_OFFSET) {
+				/* The rest is a slice of the fragmentable part:
+				 * nothing after this header can be read. */
+				ch->fragment = VW_FRAG6_LATER;
+				ch->protocol = nexthdr;
+				ch->l4_off = off;
+				return VW_CHAIN_OK;
+			}
+			if (frag & VW_IP6_MF)
+				ch->fragment = VW_FRAG6_FIRST;
+			continue;
+		}
+		nexthdr = h[0];
+		off += ((__u32)h[1] + 1) * 8;
+		if (off > end)
+			return VW_CHAIN_TRUNCATED;
+	}
+	if (ipv6_is_ext_header(nexthdr))
+		return VW_CHAIN_TOO_LONG;
+	ch->protocol = nexthdr;
+	ch->l4_off = off;
+	return VW_CHAIN_OK;
+}
+
+/* Whether the upper-layer header of a first fragment is whole (RFC 7112):
+ * TCP's 20 bytes, UDP's 8; other protocols have nothing the datapath reads. */
+static __always_inline int l4_header_whole(struct cursor *c, __u8 protocol)
+{
+	if (protocol == IPPROTO_TCP)
+		return cursor_has(c, sizeof(struct tcphdr));
+	if (protocol == IPPROTO_UDP)
+		return cursor_has(c, sizeof(struct udphdr));
+	return 1;
 }
 
 static __always_inline int ipv4_is_fragment(const struct iphdr *ip)

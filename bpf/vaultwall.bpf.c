@@ -43,16 +43,10 @@ static __always_inline void count(const struct verdict *v, __u64 bytes)
 }
 
 /* SPEC §3.8: a passing SYN to a protected endpoint leaves a record the gate
- * finds by the 4-tuple it sees after accept(). */
+ * finds by the 4-tuple it sees after accept(), in the map of its family. */
 static __always_inline void record_admission(const struct flow *f,
 					     const struct verdict *v)
 {
-	struct vw_flow_key key = {
-		.saddr = f->saddr,
-		.daddr = f->daddr,
-		.sport = f->l4.sport,
-		.dport = f->l4.dport,
-	};
 	struct vw_admission adm = {
 		.timestamp_ns = bpf_ktime_get_ns(),
 		.generation = v->generation,
@@ -60,6 +54,24 @@ static __always_inline void record_admission(const struct flow *f,
 		.reason = v->reason,
 		.vni = f->vni,
 		.rule_id = v->rule_id,
+	};
+
+	if (f->family == VW_FAMILY_IPV6) {
+		struct vw_flow6_key key6 = {
+			.sport = f->l4.sport,
+			.dport = f->l4.dport,
+		};
+
+		__builtin_memcpy(key6.saddr, f->saddr, VW_IPV6_ADDR_LEN);
+		__builtin_memcpy(key6.daddr, f->daddr, VW_IPV6_ADDR_LEN);
+		bpf_map_update_elem(&vw_admissions6, &key6, &adm, BPF_ANY);
+		return;
+	}
+	struct vw_flow_key key = {
+		.saddr = f->saddr[0],
+		.daddr = f->daddr[0],
+		.sport = f->l4.sport,
+		.dport = f->l4.dport,
 	};
 
 	bpf_map_update_elem(&vw_admissions, &key, &adm, BPF_ANY);
@@ -126,8 +138,8 @@ static __always_inline void report_flow(struct xdp_md *ctx, const struct flow *f
 	e->vault_id = v->vault_id;
 	e->vni = f->vni;
 	e->family = f->family;
-	e->saddr[0] = f->saddr;
-	e->daddr[0] = f->daddr;
+	__builtin_memcpy(e->saddr, f->saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, f->daddr, sizeof(e->daddr));
 	e->protocol = f->protocol;
 	e->sport = f->l4.sport;
 	e->dport = f->l4.dport;

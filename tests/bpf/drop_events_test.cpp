@@ -9,12 +9,14 @@
 #include <sched.h>
 
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "bpfmaps/drop_events.hpp"
 #include "fixture.hpp"
+#include "rules/ipv6.hpp"
 
 namespace vaultwall::testing {
 namespace {
@@ -48,6 +50,33 @@ protected:
     std::unique_ptr<bpfmaps::DropEventReader> reader;
     std::vector<vw_drop_event> events;
 };
+
+// IPv6 (SPEC §11): family 6 and all sixteen bytes of both addresses, for
+// the inner flow of VXLAN over an IPv4 underlay too.
+TEST_F(DropEvents, AnIpv6DropNamesItsFlow) {
+    auto s = sample_rules();
+    s.endpoints6 = {{0, 0, *rules::parse_ipv6("2001:db8::10"), 443, rules::Proto::tcp, false}};
+    s.drop_events_per_second = 1000;
+    install(s);
+    Flow6 f{*rules::parse_ipv6("2001:db8:7::8"), *rules::parse_ipv6("2001:db8::10"), 41000, 443};
+    auto frame = tcp_frame6(f, tcp_flags::syn);
+    ASSERT_EQ(bpfmaps::run_main(*dp, frame), XDP_DROP);
+    ASSERT_EQ(bpfmaps::run_main(*dp, vxlan_frame(kVtep, kHost, 5003, frame)), XDP_DROP);
+    auto ev = take();
+    ASSERT_EQ(ev.size(), 2u);
+    for (const auto& e : ev) {
+        EXPECT_EQ(e.reason, VW_DROP_NO_RULE);
+        EXPECT_EQ(e.vault_id, vault_id("strict"));
+        EXPECT_EQ(e.family, VW_FAMILY_IPV6);
+        EXPECT_EQ(std::memcmp(e.saddr, f.src.data(), 16), 0);
+        EXPECT_EQ(std::memcmp(e.daddr, f.dst.data(), 16), 0);
+        EXPECT_EQ(ntohs(e.sport), 41000);
+        EXPECT_EQ(ntohs(e.dport), 443);
+        EXPECT_EQ(e.protocol, IPPROTO_TCP);
+    }
+    EXPECT_EQ(ev[0].vni, 0u);
+    EXPECT_EQ(ev[1].vni, 5003u);
+}
 
 TEST_F(DropEvents, ADropBecomesOneEventThatNamesTheFlow) {
     install_rate(1000);

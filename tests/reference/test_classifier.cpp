@@ -216,7 +216,8 @@ TEST(Reasons, NamesAndClasses) {
 
 TEST_F(ClassifierTest, NotIp) {
     expect(cat({eth(0x0806), Bytes(28, 0)}), VW_PASS_NOT_IP);  // ARP
-    expect(cat({eth(0x86dd), Bytes(40, 0)}), VW_PASS_NOT_IP);  // IPv6
+    expect(cat({eth(0x88b5), Bytes(40, 0)}), VW_PASS_NOT_IP);  // neither IPv4 nor IPv6
+    expect(cat({eth(0x86dd), Bytes(40, 0)}), VW_DROP_MALFORMED);  // IPv6 EtherType, version 0
     // a third VLAN tag is not parsed
     auto l4 = tcp(1, 443, SYN);
     expect(cat({eth(0x0800, {0x88a8, 0x8100, 0x8100}), ipv4(ip("192.0.2.5"), ip("203.0.113.10"),

@@ -4,6 +4,7 @@
 // the reference.
 //
 //   vaultwall-bench datapath [--sizes 10,1000,...] [--packets N] [--sweeps N] [--json]
+//   vaultwall-bench datapath6 [--sizes 100000,1000000] [--packets N] [--sweeps N] [--json]
 //   vaultwall-bench reload   [--sizes 1000,100000,...] [--json]
 //   vaultwall-bench events   [--packets N] [--sweeps N] [--json]
 #include <arpa/inet.h>
@@ -119,27 +120,56 @@ struct Bench {
         std::uint32_t saddr, daddr;  // network order
         std::uint16_t sport, dport;
     };
+    struct Flow6 {
+        std::uint8_t saddr[16], daddr[16];
+        std::uint16_t sport, dport;  // network order
+    };
     vw_bench_bpf* skel = nullptr;
     packet::Bytes frame;
     std::size_t flows = 0;
+    int driver = -1;  // the driver program of the working set's family
 
     Bench(const std::vector<packet::Flow>& working_set, bool vxlan, std::uint32_t lpm_entries)
         : flows(working_set.size()) {
         auto inner = packet::tcp_frame(working_set.at(0), packet::tcp_flags::ack);
         frame = vxlan ? packet::vxlan_frame(kVtep, kHost, kVni, inner) : inner;
-        skel = vw_bench_bpf__open();
-        if (!skel) throw std::runtime_error("opening the benchmark programs failed");
-        skel->rodata->bench_nflows = static_cast<std::uint32_t>(flows);
-        skel->rodata->bench_ip_offset = static_cast<std::uint32_t>(frame.size() - inner.size() + 14);
-        bpf_map__set_max_entries(skel->maps.bench_flows, static_cast<std::uint32_t>(flows));
-        bpf_map__set_max_entries(skel->maps.bench_lpm, std::max<std::uint32_t>(lpm_entries, 16));
-        if (vw_bench_bpf__load(skel)) throw std::runtime_error("loading the benchmark programs failed");
+        open_and_load(frame.size() - inner.size() + 14, lpm_entries, 16);
+        driver = bpf_program__fd(skel->progs.xdp_bench_driver);
         for (std::uint32_t i = 0; i < flows; ++i) {
             const auto& f = working_set[i];
             Flow v{htonl(f.src), htonl(f.dst), htons(f.sport), htons(f.dport)};
             if (bpf_map_update_elem(bpf_map__fd(skel->maps.bench_flows), &i, &v, BPF_ANY))
                 throw std::runtime_error("loading the working set");
         }
+    }
+
+    // Plain IPv6 TCP; the IPv6 LPM reference gets `lpm6_entries`.
+    Bench(const std::vector<packet::Flow6>& working_set, std::uint32_t lpm6_entries) : flows(working_set.size()) {
+        frame = packet::tcp_frame6(working_set.at(0), packet::tcp_flags::ack);
+        open_and_load(packet::kEthHeaderLen, 16, lpm6_entries);
+        driver = bpf_program__fd(skel->progs.xdp_bench_driver6);
+        for (std::uint32_t i = 0; i < flows; ++i) {
+            const auto& f = working_set[i];
+            Flow6 v{};
+            std::memcpy(v.saddr, f.src.data(), 16);
+            std::memcpy(v.daddr, f.dst.data(), 16);
+            v.sport = htons(f.sport);
+            v.dport = htons(f.dport);
+            if (bpf_map_update_elem(bpf_map__fd(skel->maps.bench_flows6), &i, &v, BPF_ANY))
+                throw std::runtime_error("loading the working set");
+        }
+    }
+
+    void open_and_load(std::size_t ip_offset, std::uint32_t lpm_entries, std::uint32_t lpm6_entries) {
+        skel = vw_bench_bpf__open();
+        if (!skel) throw std::runtime_error("opening the benchmark programs failed");
+        skel->rodata->bench_nflows = static_cast<std::uint32_t>(flows);
+        skel->rodata->bench_ip_offset = static_cast<std::uint32_t>(ip_offset);
+        bpf_map__set_max_entries(skel->maps.bench_flows, static_cast<std::uint32_t>(flows));
+        bpf_map__set_max_entries(skel->maps.bench_flows6, static_cast<std::uint32_t>(flows));
+        bpf_map__set_max_entries(skel->maps.bench_lpm, std::max<std::uint32_t>(lpm_entries, 16));
+        bpf_map__set_max_entries(skel->maps.bench_lpm6, std::max<std::uint32_t>(lpm6_entries, 16));
+        if (vw_bench_bpf__load(skel)) throw std::runtime_error("loading the benchmark programs failed");
     }
     ~Bench() { vw_bench_bpf__destroy(skel); }
 
@@ -155,6 +185,21 @@ struct Bench {
         }
     }
 
+    void fill_lpm6(const rules::CompiledRuleSet& s, const std::vector<std::uint32_t>& vault_ids) {
+        struct {
+            std::uint32_t prefixlen, vault_id;
+            std::uint8_t addr[16];
+        } key;
+        std::uint32_t one = 1;
+        int fd = bpf_map__fd(skel->maps.bench_lpm6);
+        for (const auto& r : s.rules6) {
+            key.prefixlen = 32u + r.prefix.len;
+            key.vault_id = vault_ids[r.vault];
+            std::memcpy(key.addr, r.prefix.addr.data(), 16);
+            if (bpf_map_update_elem(fd, &key, &one, BPF_ANY)) throw std::runtime_error("filling the IPv6 LPM reference");
+        }
+    }
+
     // Mean ns per run of `prog_fd` behind the driver, over `rounds` passes of
     // the working set, all inside one BPF_PROG_TEST_RUN.
     double ns_per_packet(int prog_fd, std::uint32_t rounds) {
@@ -167,7 +212,7 @@ struct Bench {
         opts.data_in = frame.data();
         opts.data_size_in = static_cast<std::uint32_t>(frame.size());
         opts.repeat = static_cast<std::uint32_t>(flows) * rounds;
-        if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_bench_driver), &opts))
+        if (bpf_prog_test_run_opts(driver, &opts))
             throw std::runtime_error("BPF_PROG_TEST_RUN of the driver failed");
         if (opts.retval == XDP_ABORTED) throw std::runtime_error("the driver aborted");
         return opts.duration;
@@ -189,7 +234,7 @@ struct Bench {
             opts.data_in = frame.data();
             opts.data_size_in = static_cast<std::uint32_t>(frame.size());
             opts.repeat = std::min(chunk, runs - done);
-            if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_bench_driver), &opts))
+            if (bpf_prog_test_run_opts(driver, &opts))
                 throw std::runtime_error("BPF_PROG_TEST_RUN of the driver failed");
             total += double(opts.duration) * opts.repeat;
             between();
@@ -323,6 +368,107 @@ int cmd_datapath(const std::vector<std::size_t>& sizes, std::size_t packets, int
     return 0;
 }
 
+// IPv6 (SPEC §11): vault N's endpoint is [2001:db8::N]:443; `n` distinct
+// IPv6 rules spread over the vaults, shaped like real ones: 70% /128 hosts,
+// 20% /64 subnets, 10% /48../60 sites (six prefix lengths a scope), in
+// 2001:db8:0..ff::/40.
+rules::Ipv6Addr endpoint6_addr(std::uint32_t vault_index) {
+    rules::Ipv6Addr a{0x20, 0x01, 0x0d, 0xb8};
+    a[15] = static_cast<std::uint8_t>(vault_index + 1);
+    return a;
+}
+
+rules::CompiledRuleSet make_rules6(std::size_t n, std::mt19937_64& rng) {
+    rules::CompiledRuleSet s;
+    for (std::uint32_t v = 0; v < kVaults; ++v) {
+        s.vaults.push_back({"bench-" + std::to_string(v + 1), false, false, false});
+        s.endpoints6.push_back({v, 0, endpoint6_addr(v), 443, rules::Proto::tcp, false});
+    }
+    std::set<std::tuple<std::uint32_t, rules::Ipv6Addr, std::uint8_t>> seen;
+    std::uniform_int_distribution<std::uint32_t> vault(0, kVaults - 1), pct(0, 99), site(0, 3);
+    static const std::uint8_t kSites[] = {48, 52, 56, 60};
+    while (s.rules6.size() < n) {
+        const std::uint32_t p = pct(rng);
+        const std::uint8_t len = p < 70 ? 128 : p < 90 ? 64 : kSites[site(rng)];
+        rules::Ipv6Addr a{0x20, 0x01, 0x0d, 0xb8};
+        const std::uint64_t hi = rng(), lo = rng();
+        for (int i = 5; i < 8; ++i) a[i] = std::uint8_t(hi >> (8 * i));  // 2001:db8:00XX:XXXX::/40
+        for (int i = 8; i < 16; ++i) a[i] = std::uint8_t(lo >> (8 * (i - 8)));
+        a = rules::Ipv6Prefix::masked(a, len);
+        const std::uint32_t v = vault(rng);
+        if (seen.insert({v, a, len}).second) s.rules6.push_back({v, 0, {a, len}, "bench"});
+    }
+    return s;
+}
+
+std::vector<packet::Flow6> make_flows6(const rules::CompiledRuleSet& s, std::size_t count, std::mt19937_64& rng) {
+    std::vector<std::vector<const rules::CompiledRule6*>> by_vault(kVaults);
+    for (const auto& r : s.rules6) by_vault[r.vault].push_back(&r);
+    std::uniform_int_distribution<std::uint32_t> pct(0, 99), vault(0, kVaults - 1);
+    std::vector<packet::Flow6> out;
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::uint32_t v = vault(rng);
+        rules::Ipv6Addr src{0x20, 0x01, 0x0d, 0xb8};
+        const std::uint64_t lo = rng();
+        for (int b = 8; b < 16; ++b) src[b] = std::uint8_t(lo >> (8 * (b - 8)));
+        for (int b = 5; b < 8; ++b) src[b] = std::uint8_t(rng());
+        if (!by_vault[v].empty() && pct(rng) < 85) {  // inside one of the vault's rules
+            const auto* r = by_vault[v][rng() % by_vault[v].size()];
+            for (int bit = 0; bit < r->prefix.len; ++bit) {
+                const std::uint8_t m = std::uint8_t(0x80 >> (bit % 8));
+                src[bit / 8] = std::uint8_t((src[bit / 8] & ~m) | (r->prefix.addr[bit / 8] & m));
+            }
+        }
+        out.push_back({src, endpoint6_addr(v), static_cast<std::uint16_t>(1024 + rng() % 60000), 443});
+    }
+    return out;
+}
+
+// IPv6 rule lookups against one 128-bit kernel LPM lookup (and the drop
+// floor) in the same run.
+int cmd_datapath6(const std::vector<std::size_t>& sizes, std::size_t packets, int sweeps, bool as_json) {
+    std::mt19937_64 rng(43);
+    json results = json::array();
+    for (std::size_t n : sizes) {
+        auto rules = make_rules6(n, rng);
+        auto dp = bpfmaps::Datapath::open_and_load({.max_rules = static_cast<std::uint32_t>(n + 1024)});
+        bpfmaps::Installer installer(*dp);
+        auto t0 = Clock::now();
+        auto rep = installer.install(rules);
+        const double install_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        Bench base(make_flows6(rules, packets, rng), static_cast<std::uint32_t>(n + 16));
+        base.fill_lpm6(rules, rep.vault_ids);
+        std::vector<double> vw, lpm, drop;
+        for (int s = 0; s < sweeps; ++s) {
+            drop.push_back(base.ns_per_packet(bpf_program__fd(base.skel->progs.xdp_drop_only), 2));
+            lpm.push_back(base.ns_per_packet(bpf_program__fd(base.skel->progs.xdp_lpm6_one), 2));
+            vw.push_back(base.ns_per_packet(dp->main_prog_fd(), 2));
+        }
+        json j = {{"rules6", n},
+                  {"packets", base.flows},
+                  {"sweeps", sweeps},
+                  {"install_ms", install_ms},
+                  {"ns_per_packet", {{"vaultwall", median(vw)}, {"lpm6_reference", median(lpm)}, {"xdp_drop", median(drop)}}},
+                  {"rules6_trie_memlock_bytes", map_memlock(dp->map_fd(bpfmaps::Map::rules6))},
+                  {"rules6_hash_memlock_bytes", map_memlock(dp->map_fd(bpfmaps::Map::rules6_hash))},
+                  {"lpm6_reference_memlock_bytes", map_memlock(bpf_map__fd(base.skel->maps.bench_lpm6))}};
+        results.push_back(j);
+        if (!as_json) {
+            const double v = median(vw), r = median(lpm), d = median(drop);
+            std::printf("ipv6  %8zu rules: vaultwall %6.1f ns  lpm6-ref %6.1f ns  drop %5.1f ns  (over floor: %6.1f "
+                        "vs %6.1f; ref/vaultwall %.2fx)  hash %.1f MiB + trie %.1f MiB (ref trie %.1f MiB); "
+                        "install %.0f ms\n",
+                        n, v, r, d, v - d, r - d, r / v, double(j["rules6_hash_memlock_bytes"]) / (1 << 20),
+                        double(j["rules6_trie_memlock_bytes"]) / (1 << 20),
+                        double(j["lpm6_reference_memlock_bytes"]) / (1 << 20), install_ms);
+            std::fflush(stdout);
+        }
+    }
+    if (as_json) std::cout << results.dump(2) << "\n";
+    return 0;
+}
+
 // The reload benchmark's rules as the parser hands them to the compiler:
 // kVaults vaults, each with its endpoint and a share of n unique ip rules in
 // random file order, the same shapes as make_rules.
@@ -409,6 +555,11 @@ int main(int argc, char** argv) {
     dpc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     dpc->add_option("--sweeps", sweeps, "sweeps over the working set (median reported)")->check(CLI::Range(1, 100));
     dpc->add_flag("--json", as_json, "JSON output");
+    auto* dp6 = app.add_subcommand("datapath6", "IPv6 rule lookups (ns/packet) against a 128-bit kernel LPM lookup");
+    dp6->add_option("--sizes", sizes, "IPv6 rule-set sizes")->delimiter(',')->default_str("100000,1000000");
+    dp6->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
+    dp6->add_option("--sweeps", sweeps, "sweeps over the working set (median reported)")->check(CLI::Range(1, 100));
+    dp6->add_flag("--json", as_json, "JSON output");
     auto* evc = app.add_subcommand("events", "datapath cost of denied-flow events: off, at the limit, past it");
     evc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     evc->add_option("--sweeps", sweeps, "sweeps (median reported)")->check(CLI::Range(1, 100));
@@ -421,6 +572,10 @@ int main(int argc, char** argv) {
         if (dpc->parsed()) {
             if (sizes.empty()) sizes = {10, 1000, 10000, 100000, 1000000};
             return cmd_datapath(sizes, packets, sweeps, as_json);
+        }
+        if (dp6->parsed()) {
+            if (sizes.empty()) sizes = {100000, 1000000};
+            return cmd_datapath6(sizes, packets, sweeps, as_json);
         }
         if (evc->parsed()) return cmd_events(packets, sweeps, as_json);
         if (sizes.empty()) sizes = {1000, 100000, 1000000};

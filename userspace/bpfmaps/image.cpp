@@ -15,8 +15,11 @@ namespace vaultwall::bpfmaps {
 // may be wrong: reordering runs is linear, where a comparison sort of a
 // million rules costs ~100 ms, most of a one-rule reload. Any other order
 // falls back to std::sort.
-void sort_rule_entries(std::vector<RuleEntry>& v) {
-    auto less = [](const RuleEntry& a, const RuleEntry& b) { return a.before(b); };
+namespace {
+
+template <class Entry>
+void sort_entries(std::vector<Entry>& v) {
+    auto less = [](const Entry& a, const Entry& b) { return a.before(b); };
     std::vector<std::pair<std::size_t, std::size_t>> runs;  // [begin, end)
     for (std::size_t i = 0; i < v.size();) {
         std::size_t j = i + 1;
@@ -37,10 +40,112 @@ void sort_rule_entries(std::vector<RuleEntry>& v) {
         std::sort(v.begin(), v.end(), less);
         return;
     }
-    std::vector<RuleEntry> sorted;
+    std::vector<Entry> sorted;
     sorted.reserve(v.size());
     for (auto [b, e] : runs) sorted.insert(sorted.end(), v.begin() + b, v.begin() + e);
     v = std::move(sorted);
+}
+
+// Rule ids 1..max-1, shared by both families: the ids a live rule holds stay
+// taken; a new rule takes the lowest free one.
+class IdPool {
+public:
+    IdPool(std::uint32_t max_rules, const SetImage& live) : max_(max_rules), taken_(max_rules, false) {
+        if (max_) taken_[0] = true;
+        for (const auto& e : *live.rules)
+            if (e.id < max_) taken_[e.id] = true;
+        for (const auto& e : *live.rules6)
+            if (e.id < max_) taken_[e.id] = true;
+    }
+    std::uint32_t take() {
+        while (next_ < max_ && taken_[next_]) ++next_;
+        if (next_ >= max_)
+            throw std::length_error("the rules do not fit: this host's datapath holds " +
+                                    std::to_string(max_ ? max_ - 1 : 0) +
+                                    " rules (live and changed together); raise max_rules when attaching");
+        taken_[next_] = true;
+        return next_;
+    }
+
+private:
+    std::uint32_t max_;
+    std::vector<bool> taken_;
+    std::uint32_t next_ = 1;
+};
+
+// Gives each rule of `rules` (sorted by identity; each entry's id is its
+// index in the compiled set for now) its rule id: the live one if the rule
+// stays (so its hit count carries), else a fresh one. Fills what changed.
+template <class Entry>
+void assign_rule_ids(const std::vector<Entry>& live, std::vector<Entry>& rules, IdPool& pool,
+                     std::vector<std::uint32_t>& ids_by_index, std::vector<Entry>& upserts,
+                     std::vector<Entry>& removals, std::vector<std::uint32_t>& fresh,
+                     std::map<std::uint32_t, VaultDiff>& diffs) {
+    std::vector<std::size_t> added_at;  // positions in `rules`
+    ids_by_index.assign(rules.size(), 0);
+    merge_rule_lists(live, rules,
+        [&](const Entry& w, const Entry* kept) {
+            std::uint32_t id;
+            if (kept) {
+                id = kept->id;
+            } else {
+                id = pool.take();
+                fresh.push_back(id);
+                added_at.push_back(static_cast<std::size_t>(&w - rules.data()));
+                diffs[w.vault_id()].rules_added++;
+            }
+            ids_by_index[w.id] = id;
+        },
+        [&](const Entry& gone) {
+            removals.push_back(gone);
+            diffs[gone.vault_id()].rules_removed++;
+        });
+    for (auto& e : rules) e.id = ids_by_index[e.id];
+    for (std::size_t pos : added_at) upserts.push_back(rules[pos]);
+    std::size_t scopes = 0;
+    for (std::size_t i = 0; i < rules.size(); ++i)
+        if (i == 0 || rules[i].scope != rules[i - 1].scope) ++scopes;
+    if (scopes > VW_MAX_SCOPES)
+        throw std::length_error("rules for " + std::to_string(scopes) +
+                                " (vault, virtual network) pairs exceed the " +
+                                std::to_string(VW_MAX_SCOPES) + " the datapath holds");
+    // Duplicates (the compiler merges them) would share one trie entry.
+    for (std::size_t i = 1; i < rules.size(); ++i)
+        if (rules[i].same_rule(rules[i - 1]))
+            throw std::invalid_argument("duplicate rule in a compiled rule set");
+}
+
+std::map<std::uint64_t, vw_scope6> scopes6_of(const std::vector<RuleEntry6>& rules) {
+    std::map<std::uint64_t, vw_scope6> out;
+    for (std::size_t i = 0; i < rules.size();) {
+        std::size_t j = i;
+        while (j < rules.size() && rules[j].scope == rules[i].scope) ++j;
+        out.emplace_hint(out.end(), rules[i].scope, scope6_of(rules.data() + i, rules.data() + j));
+        i = j;
+    }
+    return out;
+}
+
+}  // namespace
+
+void sort_rule_entries(std::vector<RuleEntry>& v) { sort_entries(v); }
+void sort_rule_entries(std::vector<RuleEntry6>& v) { sort_entries(v); }
+
+vw_scope6 scope6_of(const RuleEntry6* begin, const RuleEntry6* end) {
+    std::uint64_t present[3] = {0, 0, 0};  // bit L: some rule is /L (0..128)
+    for (const RuleEntry6* e = begin; e != end; ++e) present[e->len / 64] |= std::uint64_t(1) << (e->len % 64);
+    vw_scope6 s;
+    std::memset(&s, 0, sizeof(s));
+    for (int len = 128; len >= 0; --len) {
+        if (!(present[len / 64] >> (len % 64) & 1)) continue;
+        if (s.nlens == VW_SCOPE6_MAX_LENS) {  // too many: the trie
+            std::memset(&s, 0, sizeof(s));
+            s.flags = VW_SCOPE_TRIE;
+            return s;
+        }
+        s.lens[s.nlens++] = static_cast<std::uint8_t>(len);
+    }
+    return s;
 }
 
 Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
@@ -51,6 +156,12 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
     if (set.vteps.size() > VW_MAX_VTEP_PREFIXES)
         throw std::length_error(std::to_string(set.vteps.size()) + " VTEP prefixes exceed the " +
                                 std::to_string(VW_MAX_VTEP_PREFIXES) + " the datapath holds");
+    if (set.endpoints6.size() > VW_MAX_ENDPOINTS6)
+        throw std::length_error(std::to_string(set.endpoints6.size()) + " IPv6 endpoints exceed the " +
+                                std::to_string(VW_MAX_ENDPOINTS6) + " the datapath holds");
+    if (set.vteps6.size() > VW_MAX_VTEP_PREFIXES6)
+        throw std::length_error(std::to_string(set.vteps6.size()) + " IPv6 VTEP prefixes exceed the " +
+                                std::to_string(VW_MAX_VTEP_PREFIXES6) + " the datapath holds");
     Translation t;
 
     // Vault ids: a name registered keeps its id; a new one takes the lowest
@@ -89,25 +200,28 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
         want.vault_flags[t.vault_ids[i]] = flags;
     }
     // The first endpoint at an address wins (the compiler refuses duplicates).
-    for (const auto& e : set.endpoints) {
+    auto add_endpoint = [&](auto& table, auto& addrs, const auto& e, auto addr) {
         const std::uint32_t vid = t.vault_ids.at(e.vault);
         const auto proto = static_cast<std::uint8_t>(e.proto);
         const std::uint16_t port = htons(e.port);
-        const std::uint32_t addr = htonl(e.addr);
+        using Id = typename std::decay_t<decltype(table)>::key_type;
         if (e.is_private) {
-            want.endpoints.emplace(EndpointId{proto, port, e.vni, addr}, vw_endpoint{vid, VW_EP_PRIVATE});
-            want.endpoints.emplace(EndpointId{proto, port, VW_VNI_ANY_PRIVATE, addr},
-                                   vw_endpoint{vid, VW_EP_PRIVATE});
+            table.emplace(Id{proto, port, e.vni, addr}, vw_endpoint{vid, VW_EP_PRIVATE});
+            table.emplace(Id{proto, port, VW_VNI_ANY_PRIVATE, addr}, vw_endpoint{vid, VW_EP_PRIVATE});
         } else {
-            want.endpoints.emplace(EndpointId{proto, port, 0u, addr}, vw_endpoint{vid, 0});
+            table.emplace(Id{proto, port, 0u, addr}, vw_endpoint{vid, 0});
         }
-        want.protected_addrs[addr] = true;
-    }
+        addrs[addr] = true;
+    };
+    for (const auto& e : set.endpoints) add_endpoint(want.endpoints, want.protected_addrs, e, htonl(e.addr));
+    for (const auto& e : set.endpoints6) add_endpoint(want.endpoints6, want.protected_addrs6, e, e.addr);
+    for (const auto& p : set.vteps6) want.vteps6[{p.addr, p.len}] = true;
 
     // Rule ids: a rule that stays keeps its id (and its hit count); new
-    // rules take ids the live set does not use, with their counts zeroed.
-    // `rules` is sorted by identity; each entry's id is first its index in
-    // set.rules, then the rule id.
+    // rules take ids the live set does not use (of either family), with
+    // their counts zeroed.
+    IdPool pool(max_rules, live);
+    std::map<std::uint32_t, VaultDiff> diffs;
     std::vector<RuleEntry> rules;
     rules.reserve(set.rules.size());
     for (std::size_t i = 0; i < set.rules.size(); ++i) {
@@ -116,53 +230,23 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
                                         static_cast<std::uint32_t>(i)));  // index for now
     }
     sort_rule_entries(rules);
-    std::vector<bool> taken(max_rules, false);
-    if (max_rules) taken[0] = true;
-    for (const auto& e : *live.rules)
-        if (e.id < max_rules) taken[e.id] = true;
-    std::uint32_t next_free = 1;
-    std::vector<std::size_t> added_at;  // positions in `rules`
-    std::map<std::uint32_t, VaultDiff> diffs;
-    t.rule_ids.assign(set.rules.size(), 0);
-    merge_rule_lists(*live.rules, rules,
-        [&](const RuleEntry& w, const RuleEntry* kept) {
-            std::uint32_t id;
-            if (kept) {
-                id = kept->id;
-            } else {
-                while (next_free < max_rules && taken[next_free]) ++next_free;
-                if (next_free >= max_rules)
-                    throw std::length_error(
-                        "the rules do not fit: this host's datapath holds " +
-                        std::to_string(max_rules ? max_rules - 1 : 0) +
-                        " rules (live and changed together); raise max_rules when attaching");
-                id = next_free;
-                taken[id] = true;
-                t.fresh_rule_ids.push_back(id);
-                added_at.push_back(static_cast<std::size_t>(&w - rules.data()));
-                diffs[w.vault_id()].rules_added++;
-            }
-            t.rule_ids[w.id] = id;
-        },
-        [&](const RuleEntry& gone) {
-            t.removals.push_back(gone);
-            diffs[gone.vault_id()].rules_removed++;
-        });
-    for (auto& e : rules) e.id = t.rule_ids[e.id];
-    for (std::size_t pos : added_at) t.upserts.push_back(rules[pos]);
-    std::size_t scopes = 0;
-    for (std::size_t i = 0; i < rules.size(); ++i)
-        if (i == 0 || rules[i].scope != rules[i - 1].scope) ++scopes;
-    if (scopes > VW_MAX_SCOPES)
-        throw std::length_error("rules for " + std::to_string(scopes) +
-                                " (vault, virtual network) pairs exceed the " +
-                                std::to_string(VW_MAX_SCOPES) + " the datapath holds");
-    // Duplicates (the compiler merges them) would share one trie entry.
-    for (std::size_t i = 1; i < rules.size(); ++i)
-        if (rules[i].same_rule(rules[i - 1]))
-            throw std::invalid_argument("duplicate rule in a compiled rule set");
+    assign_rule_ids(*live.rules, rules, pool, t.rule_ids, t.upserts, t.removals, t.fresh_rule_ids, diffs);
     want.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(rules));
     t.from = live.rules.get();
+
+    std::vector<RuleEntry6> rules6;
+    rules6.reserve(set.rules6.size());
+    for (std::size_t i = 0; i < set.rules6.size(); ++i) {
+        const auto& r = set.rules6[i];
+        rules6.push_back(RuleEntry6::make(t.vault_ids.at(r.vault), r.vni,
+                                          rules::Ipv6Prefix::masked(r.prefix.addr, r.prefix.len), r.prefix.len,
+                                          static_cast<std::uint32_t>(i)));
+    }
+    sort_rule_entries(rules6);
+    assign_rule_ids(*live.rules6, rules6, pool, t.rule_ids6, t.upserts6, t.removals6, t.fresh_rule_ids, diffs);
+    want.scopes6 = scopes6_of(rules6);
+    want.rules6 = std::make_shared<const std::vector<RuleEntry6>>(std::move(rules6));
+    t.from6 = live.rules6.get();
 
     for (auto& [vid, d] : diffs) {
         auto n = names.find(vid);
@@ -182,12 +266,15 @@ Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const s
     t.image.vteps = live.vteps;
     t.image.endpoints = live.endpoints;
     t.image.protected_addrs = live.protected_addrs;
+    // IPv6 tables stay as they are (an edit changes one vault's IPv4 ip rules).
+    t.image.vteps6 = live.vteps6;
+    t.image.endpoints6 = live.endpoints6;
+    t.image.protected_addrs6 = live.protected_addrs6;
+    t.image.rules6 = live.rules6;
+    t.image.scopes6 = live.scopes6;
+    t.from6 = live.rules6.get();
     const auto& have = *live.rules;
-    std::vector<bool> taken(max_rules, false);
-    if (max_rules) taken[0] = true;
-    for (const auto& e : have)
-        if (e.id < max_rules) taken[e.id] = true;
-    std::uint32_t next_free = 1;
+    IdPool pool(max_rules, live);
     auto entry = [&](const rules::Ipv4Prefix& p) { return RuleEntry::make(vault_id, 0, p.addr, p.len, 0); };
 
     std::vector<RuleEntry> out;
@@ -195,13 +282,7 @@ Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const s
     std::size_t a = 0, r = 0;
     auto add_next = [&] {  // the next added rule, with the lowest id nobody holds
         RuleEntry e = entry(add[a++]);
-        while (next_free < max_rules && taken[next_free]) ++next_free;
-        if (next_free >= max_rules)
-            throw std::length_error("the rules do not fit: this host's datapath holds " +
-                                    std::to_string(max_rules ? max_rules - 1 : 0) +
-                                    " rules (live and changed together); raise max_rules when attaching");
-        e.id = next_free;
-        taken[next_free] = true;
+        e.id = pool.take();
         t.fresh_rule_ids.push_back(e.id);
         t.upserts.push_back(e);
         out.push_back(e);
@@ -268,6 +349,42 @@ SetImage read_set_image(const MapBackend& maps, std::uint32_t set) {
     });
     sort_rule_entries(rules);
     out.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(rules));
+
+    maps.each_key<vw_vtep6_key>(Map::vteps6, [&](const vw_vtep6_key& k) {
+        if (k.set != set) return;
+        rules::Ipv6Addr a;
+        std::memcpy(a.data(), k.addr, a.size());
+        out.vteps6[{a, std::uint8_t(k.prefixlen - VW_VTEP_KEY_FIXED_BITS)}] = true;
+    });
+    maps.each_key<vw_endpoint6_key>(Map::endpoints6, [&](const vw_endpoint6_key& k) {
+        vw_endpoint ep{};
+        if (k.set != set || !maps.get(Map::endpoints6, k, ep)) return;
+        rules::Ipv6Addr a;
+        std::memcpy(a.data(), k.addr, a.size());
+        out.endpoints6[{k.proto, k.port, k.vni, a}] = ep;
+    });
+    maps.each_key<vw_addr6_key>(Map::protected_addrs6, [&](const vw_addr6_key& k) {
+        if (k.set != set) return;
+        rules::Ipv6Addr a;
+        std::memcpy(a.data(), k.addr, a.size());
+        out.protected_addrs6[a] = true;
+    });
+    // The trie is the record of the IPv6 rules, as vw_rules is of IPv4's.
+    std::vector<RuleEntry6> rules6;
+    maps.each_key<vw_rule6_key>(Map::rules6, [&](const vw_rule6_key& k) {
+        std::uint32_t id = 0;
+        if (k.set != set || !maps.get(Map::rules6, k, id)) return;
+        rules::Ipv6Addr a;
+        std::memcpy(a.data(), k.addr, a.size());
+        rules6.push_back(RuleEntry6::make(k.vault_id, k.vni, a, std::uint8_t(k.prefixlen - VW_RULE_KEY_FIXED_BITS), id));
+    });
+    sort_rule_entries(rules6);
+    maps.each_key<vw_scope_key>(Map::scopes6, [&](const vw_scope_key& k) {
+        vw_scope6 v;
+        std::memset(&v, 0, sizeof(v));
+        if (k.set == set && maps.get(Map::scopes6, k, v)) out.scopes6[std::uint64_t(k.vault_id) << 32 | k.vni] = v;
+    });
+    out.rules6 = std::make_shared<const std::vector<RuleEntry6>>(std::move(rules6));
     return out;
 }
 

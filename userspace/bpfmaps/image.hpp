@@ -51,8 +51,39 @@ struct RuleEntry {
 };
 using RuleList = std::shared_ptr<const std::vector<RuleEntry>>;
 
+// The same for an IPv6 rule: the address (network order, host bits clear)
+// is too wide to pack with its length, so the identity is (scope, addr, len).
+struct RuleEntry6 {
+    std::uint64_t scope = 0;  // vault_id << 32 | vni
+    rules::Ipv6Addr addr{};
+    std::uint8_t len = 0;
+    std::uint32_t id = 0;
+
+    static RuleEntry6 make(std::uint32_t vault_id, std::uint32_t vni, const rules::Ipv6Addr& addr,
+                           std::uint8_t len, std::uint32_t id) {
+        return {std::uint64_t(vault_id) << 32 | vni, addr, len, id};
+    }
+    std::uint32_t vault_id() const { return static_cast<std::uint32_t>(scope >> 32); }
+    std::uint32_t vni() const { return static_cast<std::uint32_t>(scope); }
+    bool same_rule(const RuleEntry6& o) const { return scope == o.scope && addr == o.addr && len == o.len; }
+    bool operator==(const RuleEntry6&) const = default;
+    bool before(const RuleEntry6& o) const {
+        if (scope != o.scope) return scope < o.scope;
+        if (addr != o.addr) return addr < o.addr;
+        return len < o.len;
+    }
+};
+using RuleList6 = std::shared_ptr<const std::vector<RuleEntry6>>;
+
 // Endpoint key fields (proto, port, vni, addr), port and addr in network order.
 using EndpointId = std::tuple<std::uint8_t, std::uint16_t, std::uint32_t, std::uint32_t>;
+// The same for IPv6: (proto, port, vni, addr), addr in network order.
+using EndpointId6 = std::tuple<std::uint8_t, std::uint16_t, std::uint32_t, rules::Ipv6Addr>;
+
+// vw_scopes6's value for one scope's IPv6 rules (sorted by identity): its
+// distinct prefix lengths, longest first, or VW_SCOPE_TRIE when there are
+// more than VW_SCOPE6_MAX_LENS of them. Zero-filled, so images compare by bytes.
+vw_scope6 scope6_of(const RuleEntry6* begin, const RuleEntry6* end);
 
 // What one rule set's tables hold (vaultwall_abi.h). The stride tables are
 // derived from `rules` when written (bpfmaps/stride_tables.hpp).
@@ -66,6 +97,12 @@ struct SetImage {
     // Sorted by identity. Images of both sets hold the same list after an
     // install, so they share it: a million rules are not copied.
     RuleList rules = std::make_shared<const std::vector<RuleEntry>>();
+    // IPv6: the twins of the tables above (vaultwall_abi.h, "IPv6 tables").
+    std::map<std::pair<rules::Ipv6Addr, std::uint8_t>, bool> vteps6;  // (addr, len)
+    std::map<EndpointId6, vw_endpoint> endpoints6;
+    std::map<rules::Ipv6Addr, bool> protected_addrs6;
+    RuleList6 rules6 = std::make_shared<const std::vector<RuleEntry6>>();
+    std::map<std::uint64_t, vw_scope6> scopes6;  // scope -> scope6_of(its rules6)
 };
 
 // A compiled set translated against what the datapath holds now.
@@ -73,11 +110,14 @@ struct Translation {
     SetImage image;
     std::vector<std::uint32_t> vault_ids;             // by index of CompiledRuleSet::vaults
     std::vector<std::uint32_t> rule_ids;              // by index of CompiledRuleSet::rules
+    std::vector<std::uint32_t> rule_ids6;             // by index of CompiledRuleSet::rules6
     std::map<std::uint32_t, std::string> new_vaults;  // ids to register (counters zeroed first)
     std::vector<std::uint32_t> fresh_rule_ids;        // hit counts to zero
     // Rule changes against the live image (`from`), both sorted by identity.
     const std::vector<RuleEntry>* from = nullptr;
     std::vector<RuleEntry> upserts, removals;
+    const std::vector<RuleEntry6>* from6 = nullptr;   // the same for IPv6 rules
+    std::vector<RuleEntry6> upserts6, removals6;
     std::vector<VaultDiff> diff;                      // only vaults whose rules changed
 };
 
@@ -112,11 +152,13 @@ LiveImage read_live_image(const MapBackend& maps);
 // Sorts rules by identity; linear for the compiler's order (one sorted run
 // per vault).
 void sort_rule_entries(std::vector<RuleEntry>& v);
+void sort_rule_entries(std::vector<RuleEntry6>& v);
 
-// Merge of two sorted rule lists: on_want(entry, have_or_null) for each
-// wanted rule, on_gone(entry) for each rule only `have` holds.
-template <class OnWant, class OnGone>
-void merge_rule_lists(const std::vector<RuleEntry>& have, const std::vector<RuleEntry>& want, OnWant on_want,
+// Merge of two sorted rule lists (RuleEntry or RuleEntry6): on_want(entry,
+// have_or_null) for each wanted rule, on_gone(entry) for each rule only
+// `have` holds.
+template <class Entry, class OnWant, class OnGone>
+void merge_rule_lists(const std::vector<Entry>& have, const std::vector<Entry>& want, OnWant on_want,
                       OnGone on_gone) {
     std::size_t h = 0;
     for (const auto& w : want) {

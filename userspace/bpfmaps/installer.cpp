@@ -16,6 +16,14 @@ std::vector<LiveRule> live_rules_of(const SetImage& image) {
     return out;
 }
 
+std::vector<LiveRule6> live_rules6_of(const SetImage& image) {
+    std::vector<LiveRule6> out;
+    out.reserve(image.rules6->size());
+    for (const auto& e : *image.rules6) out.push_back({e.id, e.vault_id(), e.vni(), {e.addr, e.len}});
+    std::sort(out.begin(), out.end(), [](const LiveRule6& a, const LiveRule6& b) { return a.rule_id < b.rule_id; });
+    return out;
+}
+
 Installer::Installer(const Datapath& dp) : Installer(std::make_unique<KernelMaps>(dp)) {}
 
 Installer::Installer(std::unique_ptr<MapBackend> owned) : owned_(std::move(owned)), maps_(*owned_) { adopt(); }
@@ -167,12 +175,98 @@ void Installer::write_set(std::uint32_t set, const Translation& t) {
     changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
     // After the trie: a scope that falls back to it must find its rules there.
     write_strides(set, *want.rules, changed);
+    write_set6(set, t);
     vw_config cfg{};
     cfg.vxlan_port = want.vxlan_port;
     cfg.drop_events_per_second = want.drop_events_per_second;
     cfg.installed = 1;
     maps_.put(Map::config, set, cfg, "writing the host config");
     have = want;
+}
+
+// The IPv6 tables of one set. Every IPv6 rule is in the vw_rules6 trie (the
+// record read_set_image() adopts) and in vw_rules6_hash (the lookup): a rule
+// goes into the trie before the hash and leaves the hash before the trie, so
+// a write that fails half-way never leaves a hash entry the trie lacks.
+void Installer::write_set6(std::uint32_t set, const Translation& t) {
+    SetImage& have = sets_[set];
+    const SetImage& want = t.image;
+    auto vtep_key = [&](const std::pair<rules::Ipv6Addr, std::uint8_t>& p) {
+        vw_vtep6_key k{};
+        k.prefixlen = VW_VTEP_KEY_FIXED_BITS + p.second;
+        k.set = set;
+        std::memcpy(k.addr, p.first.data(), sizeof(k.addr));
+        return k;
+    };
+    sync_table(have.vteps6, want.vteps6,
+        [&](const auto& p, bool) { maps_.put(Map::vteps6, vtep_key(p), std::uint32_t(1), "writing an IPv6 VTEP"); },
+        [&](const auto& p) { maps_.del(Map::vteps6, vtep_key(p), "deleting an IPv6 VTEP"); });
+    auto ep_key = [&](const EndpointId6& id) {
+        vw_endpoint6_key k{};
+        k.set = std::uint8_t(set);
+        k.proto = std::get<0>(id);
+        k.port = std::get<1>(id);
+        k.vni = std::get<2>(id);
+        std::memcpy(k.addr, std::get<3>(id).data(), sizeof(k.addr));
+        return k;
+    };
+    sync_table(have.endpoints6, want.endpoints6,
+        [&](const auto& id, const vw_endpoint& ep) {
+            maps_.put(Map::endpoints6, ep_key(id), ep, "writing an IPv6 endpoint");
+        },
+        [&](const auto& id) { maps_.del(Map::endpoints6, ep_key(id), "deleting an IPv6 endpoint"); });
+    auto addr_key = [&](const rules::Ipv6Addr& a) {
+        vw_addr6_key k{};
+        k.set = set;
+        std::memcpy(k.addr, a.data(), sizeof(k.addr));
+        return k;
+    };
+    sync_table(have.protected_addrs6, want.protected_addrs6,
+        [&](const rules::Ipv6Addr& a, bool) {
+            maps_.put(Map::protected_addrs6, addr_key(a), std::uint32_t(1), "writing a protected IPv6 address");
+        },
+        [&](const rules::Ipv6Addr& a) {
+            maps_.del(Map::protected_addrs6, addr_key(a), "deleting a protected IPv6 address");
+        });
+    auto rule_key = [&](const RuleEntry6& r) {
+        vw_rule6_key k{};
+        k.prefixlen = VW_RULE_KEY_FIXED_BITS + r.len;
+        k.set = set;
+        k.vault_id = r.vault_id();
+        k.vni = r.vni();
+        std::memcpy(k.addr, r.addr.data(), sizeof(k.addr));
+        return k;
+    };
+    // One batch per map and direction, each fed and flushed in that order,
+    // so a hash write never reaches the kernel ahead of its trie write (nor
+    // a trie delete ahead of its hash delete).
+    using Batch = BatchedWrites<vw_rule6_key, std::uint32_t>;
+    const char* put_what = "writing an IPv6 rule";
+    const char* del_what = "deleting an IPv6 rule";
+    Batch hash_del(maps_, Map::rules6_hash, put_what, del_what), trie_del(maps_, Map::rules6, put_what, del_what),
+        trie_put(maps_, Map::rules6, put_what, del_what), hash_put(maps_, Map::rules6_hash, put_what, del_what);
+    auto upsert = [&](const RuleEntry6& w) {
+        trie_put.put(rule_key(w), w.id);
+        hash_put.put(rule_key(w), w.id);
+    };
+    auto remove = [&](const RuleEntry6& gone) {
+        hash_del.del(rule_key(gone));
+        trie_del.del(rule_key(gone));
+    };
+    if (have.rules6.get() == t.from6) {
+        for (const auto& e : t.removals6) remove(e);
+        for (const auto& e : t.upserts6) upsert(e);
+    } else {  // adopted maps or a failed write: the hash may lack what the trie holds
+        merge_rule_lists(*have.rules6, *want.rules6, [&](const RuleEntry6& w, const RuleEntry6*) { upsert(w); },
+                         remove);
+    }
+    for (Batch* b : {&hash_del, &trie_del, &trie_put, &hash_put}) b->flush();
+    auto scope_key = [&](std::uint64_t scope) {
+        return vw_scope_key{set, static_cast<std::uint32_t>(scope >> 32), static_cast<std::uint32_t>(scope)};
+    };
+    sync_table(have.scopes6, want.scopes6,
+        [&](std::uint64_t scope, const vw_scope6& v) { maps_.put(Map::scopes6, scope_key(scope), v, "writing an IPv6 rule scope"); },
+        [&](std::uint64_t scope) { maps_.del(Map::scopes6, scope_key(scope), "deleting an IPv6 rule scope"); });
 }
 
 // Rebuilds the stride tables of every scope whose rules changed (or that has
@@ -213,8 +307,8 @@ Installer::Plan Installer::prepare(const rules::CompiledRuleSet& set) const {
     // Rule ids of the live set stay taken while the new set is written.
     p.t = translate(set, sets_[live_], names_, max_rules_);
     p.vaults = set.vaults.size();
-    p.endpoints = set.endpoints.size();
-    p.rules = set.rules.size();
+    p.endpoints = set.endpoints.size() + set.endpoints6.size();
+    p.rules = set.rules.size() + set.rules6.size();
     p.for_generation = generation_;
     return p;
 }
@@ -227,8 +321,8 @@ Installer::Plan Installer::prepare_edit(const std::string& vault, const std::vec
     if (!id) throw std::invalid_argument("vault " + vault + " is not in this datapath");
     p.t = translate_edit(sets_[live_], *id, vault, add, remove, max_rules_);
     p.vaults = p.t.image.vault_flags.size();
-    p.endpoints = p.t.image.endpoints.size();
-    p.rules = p.t.image.rules->size();
+    p.endpoints = p.t.image.endpoints.size() + p.t.image.endpoints6.size();
+    p.rules = p.t.image.rules->size() + p.t.image.rules6->size();
     p.for_generation = generation_;
     return p;
 }
@@ -304,6 +398,7 @@ InstallReport Installer::finish(const Plan& p) {
     rep.diff = p.t.diff;
     rep.vault_ids = p.t.vault_ids;
     rep.rule_ids = p.t.rule_ids;
+    rep.rule_ids6 = p.t.rule_ids6;
     rep.lookup = strides_->usage(live_);
     rep.took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - p.started);
     return rep;

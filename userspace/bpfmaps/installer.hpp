@@ -44,6 +44,7 @@ struct InstallReport {
     std::chrono::microseconds took{0};
     std::vector<std::uint32_t> vault_ids;  // by index of CompiledRuleSet::vaults
     std::vector<std::uint32_t> rule_ids;   // by index of CompiledRuleSet::rules
+    std::vector<std::uint32_t> rule_ids6;  // by index of CompiledRuleSet::rules6
     StrideTables::Usage lookup;            // the live set's rule lookup
 };
 
@@ -57,6 +58,15 @@ struct LiveRule {
 };
 // The live rules of an image, by rule id.
 std::vector<LiveRule> live_rules_of(const SetImage& image);
+
+// The same for IPv6 rules (their ids are in the same space as IPv4's).
+struct LiveRule6 {
+    std::uint32_t rule_id = 0;
+    std::uint32_t vault_id = 0;
+    std::uint32_t vni = 0;
+    rules::Ipv6Prefix prefix;
+};
+std::vector<LiveRule6> live_rules6_of(const SetImage& image);
 
 class Installer {
 public:
@@ -94,6 +104,7 @@ public:
     const std::map<std::uint32_t, std::string>& vault_names() const { return names_; }
     const SetImage& live_image() const { return sets_[live_]; }
     std::vector<LiveRule> live_rules() const { return live_rules_of(live_image()); }
+    std::vector<LiveRule6> live_rules6() const { return live_rules6_of(live_image()); }
 
 private:
     explicit Installer(std::unique_ptr<MapBackend> owned);
@@ -101,6 +112,7 @@ private:
     void relearn_set(std::uint32_t set);
     void release_unused_vault_ids();
     void write_set(std::uint32_t set, const Translation& t);
+    void write_set6(std::uint32_t set, const Translation& t);
     void write_strides(std::uint32_t set, const std::vector<RuleEntry>& want,
                        const std::vector<std::uint64_t>& changed);
     void write_state(std::uint32_t live, std::uint64_t generation);

@@ -18,6 +18,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/metrics.hpp"
 #include "rules/ipv4.hpp"
+#include "rules/ipv6.hpp"
 
 namespace vaultwall::daemon {
 
@@ -45,14 +46,25 @@ std::string protocol_name(std::uint8_t p) {
         case IPPROTO_TCP: return "tcp";
         case IPPROTO_UDP: return "udp";
         case IPPROTO_ICMP: return "icmp";
+        case IPPROTO_ICMPV6: return "icmpv6";
         default: return std::to_string(p);
     }
 }
 
 bool has_ports(const vw_drop_event& e) { return e.protocol == IPPROTO_TCP || e.protocol == IPPROTO_UDP; }
 
+// An event's address in its family's text form (IPv6 in RFC 5952 form).
+std::string address_text(const vw_drop_event& e, const __u32* addr) {
+    if (e.family == VW_FAMILY_IPV4) return rules::format_ipv4(ntohl(addr[0]));
+    rules::Ipv6Addr a;
+    std::memcpy(a.data(), addr, a.size());
+    return rules::format_ipv6(a);
+}
+
+bool has_addresses(const vw_drop_event& e) { return e.family == VW_FAMILY_IPV4 || e.family == VW_FAMILY_IPV6; }
+
 Json source_json(const vw_drop_event& e) {
-    return e.family == VW_FAMILY_IPV4 ? Json(rules::format_ipv4(ntohl(e.saddr[0]))) : Json(nullptr);
+    return has_addresses(e) ? Json(address_text(e, e.saddr)) : Json(nullptr);
 }
 
 }  // namespace
@@ -61,8 +73,9 @@ Json drop_json(const DropRecord& r) {
     const auto& e = r.event;
     const auto reason = static_cast<vw_reason>(e.reason);
     Json dst = nullptr;
-    if (e.family == VW_FAMILY_IPV4) {
-        std::string d = rules::format_ipv4(ntohl(e.daddr[0]));
+    if (has_addresses(e)) {
+        std::string d = address_text(e, e.daddr);
+        if (e.family == VW_FAMILY_IPV6 && has_ports(e)) d = "[" + d + "]";
         if (has_ports(e)) d += ":" + std::to_string(ntohs(e.dport));
         dst = d;
     }
@@ -72,7 +85,7 @@ Json drop_json(const DropRecord& r) {
             {"source", source_json(e)},
             {"sport", has_ports(e) ? Json(ntohs(e.sport)) : Json(nullptr)},
             {"destination", dst},
-            {"protocol", e.family == VW_FAMILY_IPV4 ? Json(protocol_name(e.protocol)) : Json(nullptr)},
+            {"protocol", has_addresses(e) ? Json(protocol_name(e.protocol)) : Json(nullptr)},
             {"vni", e.vni},
             {"vault", r.vault.empty() ? Json(nullptr) : Json(r.vault)},
             {"verdict", verdict_name(reason)},

@@ -1,6 +1,7 @@
 // docs/datapath.md, step by step. Offsets are into the frame; every read is
-// checked against the frame end and against the end of the enclosing IPv4
-// datagram (`ip + tot_len`), so Ethernet padding is never parsed.
+// checked against the frame end and against the end of the enclosing
+// datagram (IPv4 `ip + tot_len`, IPv6 `ip + 40 + payload_len`), so Ethernet
+// padding is never parsed.
 #include "reference/classifier.hpp"
 
 namespace vaultwall::reference {
@@ -8,6 +9,7 @@ namespace vaultwall::reference {
 namespace {
 
 constexpr std::uint16_t kEthIpv4 = 0x0800;
+constexpr std::uint16_t kEthIpv6 = 0x86dd;
 constexpr std::uint16_t kEthVlan = 0x8100;
 constexpr std::uint16_t kEthQinQ = 0x88a8;
 constexpr std::uint8_t kProtoTcp = 6;
@@ -18,10 +20,10 @@ std::uint32_t be32(const std::uint8_t* p) {
     return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
 }
 
-enum class EthResult { ipv4, not_ip, malformed };
+enum class EthResult { ipv4, ipv6, not_ip, malformed };
 
-// Step 1: Ethernet plus up to two VLAN tags in [off, end). On ipv4, `off`
-// is moved to the IPv4 header.
+// Step 1: Ethernet plus up to two VLAN tags in [off, end). On ipv4/ipv6,
+// `off` is moved to the IP header.
 EthResult parse_ethernet(const std::uint8_t* f, std::size_t& off, std::size_t end) {
     if (end < off + 14) return EthResult::malformed;
     std::uint16_t type = be16(f + off + 12);
@@ -31,20 +33,25 @@ EthResult parse_ethernet(const std::uint8_t* f, std::size_t& off, std::size_t en
         type = be16(f + off + 2);
         off += 4;
     }
-    return type == kEthIpv4 ? EthResult::ipv4 : EthResult::not_ip;
+    if (type == kEthIpv4) return EthResult::ipv4;
+    if (type == kEthIpv6) return EthResult::ipv6;
+    return EthResult::not_ip;
 }
 
-struct Ipv4 {
+// An IP datagram of either family, as far as steps 2 and 3 read it.
+struct Ip {
+    bool v6 = false;
     std::size_t l4 = 0;   // offset of the layer-4 header
-    std::size_t end = 0;  // offset just past the datagram (ip + tot_len)
+    std::size_t end = 0;  // offset just past the datagram
     std::uint8_t proto = 0;
-    std::uint32_t src = 0, dst = 0;
-    bool fragment = false;     // MF set or offset > 0
+    std::uint32_t src = 0, dst = 0;      // IPv4
+    rules::Ipv6Addr src6{}, dst6{};      // IPv6
+    bool fragment = false;        // IPv4: MF set or offset > 0; IPv6: a non-atomic fragment header
     bool first_fragment = false;  // offset 0
 };
 
 // Step 2: IPv4 header at `off`, bounded by `end`. False: drop.malformed.
-bool parse_ipv4(const std::uint8_t* f, std::size_t off, std::size_t end, Ipv4& ip) {
+bool parse_ipv4(const std::uint8_t* f, std::size_t off, std::size_t end, Ip& ip) {
     if (end < off + 20) return false;
     const std::uint8_t* h = f + off;
     unsigned version = h[0] >> 4, ihl = h[0] & 0x0f;
@@ -69,8 +76,62 @@ struct L4 {
     std::uint8_t tcp_flags = 0;
 };
 
+// IPv6 step 2: the fixed header and the bounded walk of extension headers.
+enum class Chain { ok, malformed, truncated, too_long, second_fragment };
+constexpr std::uint8_t kHopByHop = 0, kRouting = 43, kFragment = 44, kDstOpts = 60;
+constexpr int kMaxExtHeaders = VW_IPV6_MAX_EXT_HEADERS;
+
+bool is_ext_header(std::uint8_t t) { return t == kHopByHop || t == kRouting || t == kDstOpts || t == kFragment; }
+
+Chain parse_ipv6(const std::uint8_t* f, std::size_t off, std::size_t end, Ip& ip) {
+    if (end < off + 40) return Chain::malformed;
+    const std::uint8_t* h = f + off;
+    if (h[0] >> 4 != 6) return Chain::malformed;
+    const std::size_t dgram_end = off + 40 + be16(h + 4);
+    if (end < dgram_end) return Chain::malformed;
+    ip.v6 = true;
+    ip.end = dgram_end;
+    std::copy(h + 8, h + 24, ip.src6.begin());
+    std::copy(h + 24, h + 40, ip.dst6.begin());
+    std::uint8_t next = h[6];
+    std::size_t at = off + 40;
+    int fragment_headers = 0;
+    ip.proto = next;
+    for (int n = 0; n < kMaxExtHeaders && is_ext_header(next); ++n) {
+        if (ip.end < at + 8) return Chain::truncated;  // every header is at least 8 bytes
+        if (next == kFragment) {
+            if (++fragment_headers > 1) return Chain::second_fragment;
+            const std::uint16_t frag = be16(f + at + 2);
+            const bool more = frag & 1;
+            const std::uint16_t offset = frag >> 3;
+            next = f[at];
+            at += 8;
+            if (offset != 0) {  // a later fragment: the rest is payload
+                ip.fragment = true;
+                ip.first_fragment = false;
+                ip.proto = next;
+                ip.l4 = at;
+                return Chain::ok;
+            }
+            if (more) {
+                ip.fragment = true;
+                ip.first_fragment = true;
+            }  // else an atomic fragment (RFC 6946): a whole datagram
+            continue;
+        }
+        const std::size_t len = (std::size_t(f[at + 1]) + 1) * 8;
+        next = f[at];
+        at += len;
+        if (ip.end < at) return Chain::truncated;
+    }
+    if (is_ext_header(next)) return Chain::too_long;
+    ip.proto = next;
+    ip.l4 = at;
+    return Chain::ok;
+}
+
 // Step 4: TCP 20 bytes, UDP 8 bytes inside the datagram. False: malformed.
-bool parse_l4(const std::uint8_t* f, const Ipv4& ip, L4& l4) {
+bool parse_l4(const std::uint8_t* f, const Ip& ip, L4& l4) {
     if (ip.proto == kProtoTcp) {
         if (ip.end < ip.l4 + 20) return false;
         l4.tcp_flags = f[ip.l4 + 13];
@@ -115,6 +176,47 @@ Classifier::Classifier(const rules::CompiledRuleSet& set) : set_(set) {
         vtep_lengths_ |= std::uint64_t(1) << p.len;
         vteps_.insert({0, std::uint64_t(p.len) << 32 | (p.addr & rules::Ipv4Prefix::mask(p.len))});
     }
+    for (std::size_t i = 0; i < set_.endpoints6.size(); ++i) {
+        const auto& e = set_.endpoints6[i];
+        auto proto = static_cast<std::uint8_t>(e.proto);
+        std::uint64_t space = e.is_private ? e.vni : (std::uint64_t(1) << 32);
+        endpoints6_.emplace(Endpoint6Key{space, e.addr, e.port, proto}, i);
+        if (e.is_private) private_any6_.insert({e.addr, e.port, proto});
+        endpoint_addrs6_.insert(e.addr);
+    }
+    for (std::size_t i = 0; i < set_.rules6.size(); ++i) {
+        const auto& r = set_.rules6[i];
+        std::uint64_t vv = std::uint64_t(r.vault) << 32 | r.vni;
+        rule_lengths6_[vv].set(r.prefix.len);
+        rules6_.emplace(std::tuple{vv, r.prefix.len, rules::Ipv6Prefix::masked(r.prefix.addr, r.prefix.len)},
+                        static_cast<int>(i));
+    }
+    for (const auto& p : set_.vteps6) {
+        vtep_lengths6_.set(p.len);
+        vteps6_.insert({p.len, rules::Ipv6Prefix::masked(p.addr, p.len)});
+    }
+}
+
+int Classifier::match_rule6(std::uint32_t vault, std::uint32_t vni, const rules::Ipv6Addr& src) const {
+    std::uint64_t vv = std::uint64_t(vault) << 32 | vni;
+    auto lens = rule_lengths6_.find(vv);
+    if (lens == rule_lengths6_.end()) return -1;
+    for (int len = 128; len >= 0; --len) {
+        if (!lens->second.test(len)) continue;
+        auto l = static_cast<std::uint8_t>(len);
+        auto it = rules6_.find({vv, l, rules::Ipv6Prefix::masked(src, l)});
+        if (it != rules6_.end()) return it->second;
+    }
+    return -1;
+}
+
+bool Classifier::is_vtep6(const rules::Ipv6Addr& src) const {
+    for (int len = 128; len >= 0; --len) {
+        if (!vtep_lengths6_.test(len)) continue;
+        auto l = static_cast<std::uint8_t>(len);
+        if (vteps6_.count({l, rules::Ipv6Prefix::masked(src, l)})) return true;
+    }
+    return false;
 }
 
 int Classifier::match_rule(std::uint32_t vault, std::uint32_t vni, std::uint32_t src) const {
@@ -146,29 +248,68 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
         v.pass = reason_is_pass(r);
         return v;
     };
+    auto facts = [](const Ip& ip, bool vxlan) {
+        FlowFacts ff;
+        ff.ipv4 = !ip.v6;
+        ff.ipv6 = ip.v6;
+        ff.src = ip.src;
+        ff.dst = ip.dst;
+        ff.src6 = ip.src6;
+        ff.dst6 = ip.dst6;
+        ff.proto = ip.proto;
+        ff.vxlan = vxlan;
+        return ff;
+    };
+    auto protected_dst = [&](const Ip& ip) {
+        return ip.v6 ? endpoint_addrs6_.count(ip.dst6) > 0 : endpoint_addrs_.count(ip.dst) > 0;
+    };
+    auto from_vtep = [&](const Ip& ip) { return ip.v6 ? is_vtep6(ip.src6) : is_vtep(ip.src); };
+    auto l4_whole = [&](const Ip& ip) {
+        if (ip.proto == kProtoTcp) return ip.end >= ip.l4 + 20;
+        if (ip.proto == kProtoUdp) return ip.end >= ip.l4 + 8;
+        return true;
+    };
+    // Steps 2 and 3 for an IP header at `off` inside [off, end): 0 to go on
+    // with layer 4, else the final reason. `outer`: the datagram on the wire
+    // (its fragments are also checked against VTEPs and the VXLAN port).
+    auto parse_ip = [&](bool v6, std::size_t off, std::size_t end, bool outer, Ip& ip) -> int {
+        if (!v6) {
+            if (!parse_ipv4(f, off, end, ip)) return VW_DROP_MALFORMED;
+        } else {
+            switch (parse_ipv6(f, off, end, ip)) {
+                case Chain::malformed:
+                case Chain::too_long: return VW_DROP_MALFORMED;
+                case Chain::truncated: return ip.first_fragment ? VW_DROP_FRAGMENT : VW_DROP_MALFORMED;
+                case Chain::second_fragment: return VW_DROP_FRAGMENT;
+                case Chain::ok: break;
+            }
+        }
+        v.flow = facts(ip, !outer);
+        if (!ip.fragment) return 0;
+        // 3. Fragments
+        if (ip.v6 && ip.first_fragment && !l4_whole(ip)) return VW_DROP_FRAGMENT;  // RFC 7112
+        if (outer) {
+            if (from_vtep(ip)) return VW_DROP_FRAGMENT;
+            if (ip.first_fragment && ip.proto == kProtoUdp) {
+                if (ip.end < ip.l4 + 4) return VW_DROP_MALFORMED;
+                if (be16(f + ip.l4 + 2) == set_.vxlan_port) return VW_DROP_FRAGMENT;
+            }
+        }
+        return protected_dst(ip) ? VW_DROP_FRAGMENT : VW_PASS_UNPROTECTED;
+    };
 
     // 1. Ethernet
     std::size_t off = 0;
+    bool v6 = false;
     switch (parse_ethernet(f, off, len)) {
         case EthResult::malformed: return done(VW_DROP_MALFORMED);
         case EthResult::not_ip: return done(VW_PASS_NOT_IP);
+        case EthResult::ipv6: v6 = true; break;
         case EthResult::ipv4: break;
     }
-    // 2. IPv4
-    Ipv4 outer;
-    if (!parse_ipv4(f, off, len, outer)) return done(VW_DROP_MALFORMED);
-    v.flow = {true, outer.src, outer.dst, outer.proto, 0, 0, false};
-
-    // 3. Fragments of the outer datagram
-    if (outer.fragment) {
-        if (is_vtep(outer.src)) return done(VW_DROP_FRAGMENT);
-        if (outer.first_fragment && outer.proto == kProtoUdp) {
-            if (outer.end < outer.l4 + 4) return done(VW_DROP_MALFORMED);
-            if (be16(f + outer.l4 + 2) == set_.vxlan_port) return done(VW_DROP_FRAGMENT);
-        }
-        if (endpoint_addrs_.count(outer.dst)) return done(VW_DROP_FRAGMENT);
-        return done(VW_PASS_UNPROTECTED);
-    }
+    // 2-3. IP, fragments
+    Ip outer;
+    if (int r = parse_ip(v6, off, len, true, outer)) return done(static_cast<vw_reason>(r));
 
     // 4. Layer 4
     L4 l4;
@@ -177,27 +318,26 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
     v.flow.dport = l4.dport;
 
     // 5. VXLAN
-    Ipv4 flow = outer;
+    Ip flow = outer;
     bool vxlan = false;
     std::uint32_t vni = 0;
     if (outer.proto == kProtoUdp && l4.dport == set_.vxlan_port) {
         vxlan = true;
-        if (!is_vtep(outer.src)) return done(VW_DROP_UNTRUSTED_VTEP);
+        if (!from_vtep(outer)) return done(VW_DROP_UNTRUSTED_VTEP);
         std::size_t vx = outer.l4 + 8;
         if (outer.end < vx + 8 + 14 || !(f[vx] & 0x08)) return done(VW_DROP_MALFORMED);
         vni = std::uint32_t(f[vx + 4]) << 16 | std::uint32_t(f[vx + 5]) << 8 | f[vx + 6];
         v.vni = vni;
         std::size_t inner_off = vx + 8;
+        bool inner_v6 = false;
         switch (parse_ethernet(f, inner_off, outer.end)) {
             case EthResult::malformed: return done(VW_DROP_MALFORMED);
             case EthResult::not_ip: return done(VW_PASS_NOT_IP);
+            case EthResult::ipv6: inner_v6 = true; break;
             case EthResult::ipv4: break;
         }
-        Ipv4 inner;
-        if (!parse_ipv4(f, inner_off, outer.end, inner)) return done(VW_DROP_MALFORMED);
-        v.flow = {true, inner.src, inner.dst, inner.proto, 0, 0, true};
-        if (inner.fragment)
-            return done(endpoint_addrs_.count(inner.dst) ? VW_DROP_FRAGMENT : VW_PASS_UNPROTECTED);
+        Ip inner;
+        if (int r = parse_ip(inner_v6, inner_off, outer.end, false, inner)) return done(static_cast<vw_reason>(r));
         l4 = L4{};
         if (!parse_l4(f, inner, l4)) return done(VW_DROP_MALFORMED);
         v.flow.sport = l4.sport;
@@ -207,35 +347,51 @@ Verdict Classifier::classify(const std::uint8_t* f, std::size_t len) const {
 
     // 6. Endpoint
     if (flow.proto != kProtoTcp && flow.proto != kProtoUdp) return done(VW_PASS_UNPROTECTED);
-    Key k = endpoint_key(0, flow.dst, l4.dport, flow.proto);
-    const rules::CompiledEndpoint* ep = nullptr;
-    if (vxlan && vni != 0) {
-        Key pk = k;
-        pk.first = vni;
-        if (auto it = endpoints_.find(pk); it != endpoints_.end()) ep = &set_.endpoints[it->second];
+    const std::uint64_t kPublic = std::uint64_t(1) << 32;
+    auto find_endpoint = [&](std::uint64_t space) -> const void* {
+        if (flow.v6) {
+            auto it = endpoints6_.find({space, flow.dst6, l4.dport, flow.proto});
+            return it == endpoints6_.end() ? nullptr : &set_.endpoints6[it->second];
+        }
+        Key k = endpoint_key(0, flow.dst, l4.dport, flow.proto);
+        k.first = space;
+        auto it = endpoints_.find(k);
+        return it == endpoints_.end() ? nullptr : &set_.endpoints[it->second];
+    };
+    const void* found = nullptr;
+    if (vxlan && vni != 0) found = find_endpoint(vni);
+    if (!found) found = find_endpoint(kPublic);
+    if (!found) {
+        const bool private_here = flow.v6 ? private_any6_.count({flow.dst6, l4.dport, flow.proto}) > 0
+                                          : private_any_.count(endpoint_key(0, flow.dst, l4.dport, flow.proto)) > 0;
+        return done(private_here ? VW_DROP_NOT_PRIVATE_LINK : VW_PASS_UNPROTECTED);
     }
-    if (!ep) {
-        Key pub = k;
-        pub.first = std::uint64_t(1) << 32;
-        if (auto it = endpoints_.find(pub); it != endpoints_.end()) ep = &set_.endpoints[it->second];
+    std::uint32_t ep_vault;
+    bool ep_private;
+    if (flow.v6) {
+        const auto* ep = static_cast<const rules::CompiledEndpoint6*>(found);
+        ep_vault = ep->vault;
+        ep_private = ep->is_private;
+    } else {
+        const auto* ep = static_cast<const rules::CompiledEndpoint*>(found);
+        ep_vault = ep->vault;
+        ep_private = ep->is_private;
     }
-    if (!ep)
-        return done(private_any_.count(k) ? VW_DROP_NOT_PRIVATE_LINK : VW_PASS_UNPROTECTED);
 
     // 7. Vault decision
-    v.vault = static_cast<int>(ep->vault);
-    const rules::CompiledVault& vault = set_.vaults.at(ep->vault);
+    v.vault = static_cast<int>(ep_vault);
+    const rules::CompiledVault& vault = set_.vaults.at(ep_vault);
     vw_reason reason;
-    if (ep->is_private) {
+    if (ep_private) {
         reason = VW_PASS_PRIVATE_ENDPOINT;
     } else if (vault.public_access_disabled) {
         reason = vault.bypass ? VW_PASS_TRUSTED_CANDIDATE : VW_DROP_PUBLIC_ACCESS_DISABLED;
     } else {
         int rule = -1;
-        if (!vxlan) rule = match_rule(ep->vault, 0, flow.src);
-        else if (vni != 0) rule = match_rule(ep->vault, vni, flow.src);
+        if (!vxlan || vni != 0)
+            rule = flow.v6 ? match_rule6(ep_vault, vni, flow.src6) : match_rule(ep_vault, vni, flow.src);
         if (rule >= 0) {
-            v.rule = rule;
+            (flow.v6 ? v.rule6 : v.rule) = rule;
             reason = vxlan ? VW_PASS_VNET_RULE : VW_PASS_IP_RULE;
         } else if (vault.default_allow) {
             reason = VW_PASS_DEFAULT_ALLOW;

@@ -3,8 +3,12 @@
 // tests compare the kernel against.
 #pragma once
 
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -18,8 +22,10 @@ namespace vaultwall::reference {
 // What the classifier read of the flow, for showing a packet (explain,
 // whatif): the inner flow once VXLAN is decapsulated. Host byte order.
 struct FlowFacts {
-    bool ipv4 = false;        // an IPv4 header was read (addresses valid)
+    bool ipv4 = false;        // an IPv4 header was read (src, dst valid)
     std::uint32_t src = 0, dst = 0;
+    bool ipv6 = false;        // an IPv6 header was read (src6, dst6 valid)
+    rules::Ipv6Addr src6{}, dst6{};
     std::uint8_t proto = 0;
     std::uint16_t sport = 0, dport = 0;  // TCP/UDP only
     bool vxlan = false;
@@ -30,6 +36,7 @@ struct Verdict {
     vw_reason reason;
     int vault = -1;  // index into set.vaults; -1 for global reasons
     int rule = -1;   // index into set.rules; -1 when no rule admitted it
+    int rule6 = -1;  // index into set.rules6, for an IPv6 flow
     std::uint32_t vni = 0;   // VNI of the VXLAN header once it was read, else 0
     bool admission = false;  // SYN admission recorded (datapath.md step 8)
     FlowFacts flow;
@@ -46,6 +53,9 @@ public:
     // Longest rule of `vault` with `vni` containing `src` (host order), or -1.
     int match_rule(std::uint32_t vault, std::uint32_t vni, std::uint32_t src) const;
     bool is_vtep(std::uint32_t src) const;
+    // The same for IPv6: an index into set.rules6, or -1.
+    int match_rule6(std::uint32_t vault, std::uint32_t vni, const rules::Ipv6Addr& src) const;
+    bool is_vtep6(const rules::Ipv6Addr& src) const;
 
 private:
     struct U128Hash {
@@ -74,6 +84,18 @@ private:
     std::unordered_map<Key, int, U128Hash> rules_;
     std::uint64_t vtep_lengths_ = 0;
     std::unordered_set<Key, U128Hash> vteps_;
+
+    // IPv6: ordered containers keyed by the 16-byte address; the same
+    // meaning as the tables above.
+    using Endpoint6Key = std::tuple<std::uint64_t, rules::Ipv6Addr, std::uint16_t, std::uint8_t>;
+    std::map<Endpoint6Key, std::size_t> endpoints6_;  // (space, addr, port, proto)
+    std::set<std::tuple<rules::Ipv6Addr, std::uint16_t, std::uint8_t>> private_any6_;
+    std::set<rules::Ipv6Addr> endpoint_addrs6_;
+    std::map<std::uint64_t, std::bitset<129>> rule_lengths6_;  // (vault << 32 | vni) -> lengths
+    std::map<std::tuple<std::uint64_t, std::uint8_t, rules::Ipv6Addr>, int> rules6_;
+    std::bitset<129> vtep_lengths6_;
+    std::set<std::pair<std::uint8_t, rules::Ipv6Addr>> vteps6_;
+
 };
 
 }  // namespace vaultwall::reference
