@@ -113,3 +113,44 @@ TEST(CtlCheck, NeedsNoRootAndNoDaemon) {
     EXPECT_EQ(r.rc, 0) << r.out;
     EXPECT_NE(r.out.find(": OK: 1 vaults"), std::string::npos) << r.out;
 }
+
+// One file with both families (SPEC §11); IPv6 diagnostics in RFC 5952 form.
+TEST(CtlCheck, DualStackFile) {
+    TempDir t;
+    t.write("v1.rules", "192.0.2.8\n2001:db8:5::/48\n");
+    auto path = t.write("vw.yaml", R"(version: 1
+vaults:
+  - name: v1
+    endpoints: [203.0.113.10:443, "[2001:db8::10]:443"]
+    network_acls:
+      ip_rules: [192.0.2.0/24, "2001:db8::/32"]
+      ip_rules_file: v1.rules
+)");
+    auto r = run(kCtl + " check " + path);
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find(": OK: 1 vaults, 4 rules, 2 endpoints (IPv6: 2 rules, 1 endpoints)"), std::string::npos)
+        << r.out;
+    r = run(kCtl + " check --json " + path);
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["rules"], 4);
+    EXPECT_EQ(j["rules_ipv6"], 2);
+    EXPECT_EQ(j["endpoints_ipv6"], 1);
+
+    t.write("v1.rules", "2001:db8:5::1/48\n");
+    auto bad = t.write("bad.yaml", R"(version: 1
+vaults:
+  - name: v1
+    endpoints: ["2001:db8::10:443"]
+    network_acls:
+      ip_rules_file: v1.rules
+)");
+    r = run(kCtl + " check " + bad);
+    EXPECT_EQ(r.rc, 1) << r.out;
+    EXPECT_NE(r.out.find(bad + ":4:17: error: '2001:db8::10:443' in endpoints is ambiguous"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("write [2001:db8::10]:443 for port 443"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(t.path("v1.rules") + ":1:1: error: 2001:db8:5::1/48 has host bits set; did you mean "
+                                              "2001:db8:5::/48?"),
+              std::string::npos)
+        << r.out;
+}

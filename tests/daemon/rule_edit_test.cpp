@@ -146,3 +146,48 @@ TEST_F(RuleEdit, DiffSaysWhatAReloadWouldChangeAndChangesNothing) {
     EXPECT_EQ(generation(), 1u);
     EXPECT_EQ(lab.request({{"cmd", "status"}})["config"], rules);
 }
+
+// IPv6 prefixes are edited like IPv4 ones (SPEC §11): validated with the same
+// diagnostics (RFC 5952 form), persisted in the same file, listed by diff.
+TEST_F(RuleEdit, Ipv6PrefixesAreEditedPersistedAndDiffed) {
+    tx = lab.sender();
+    auto bad = lab.ctl("rule add --vault alpha --ip 2001:db8::1/32 --json");
+    EXPECT_EQ(bad.rc, 1) << bad.out;
+    EXPECT_TRUE(contains(bad.out, "--ip:1:1: error: 2001:db8::1/32 has host bits set; did you mean 2001:db8::/32?"))
+        << bad.out;
+    EXPECT_EQ(generation(), 1u);
+
+    auto add = lab.ctl("rule add --vault alpha --ip 2001:DB8:5:0::/64 --ip 198.51.100.9 --json");
+    ASSERT_EQ(add.rc, 0) << add.out;
+    auto a = Json::parse(add.out);
+    EXPECT_EQ(a["added"], Json({"198.51.100.9/32", "2001:db8:5::/64"}));
+    EXPECT_EQ(generation(), 2u);
+    EXPECT_TRUE(passes("198.51.100.9"));  // the IPv4 half is enforced as before
+    EXPECT_TRUE(contains(Lab::slurp(list), "198.51.100.9/32\n2001:db8:5::/64\n")) << Lab::slurp(list);
+
+    auto same = lab.ctl("rule add --vault alpha --ip 2001:db8:5::/64");
+    EXPECT_EQ(same.rc, 0) << same.out;
+    EXPECT_TRUE(contains(same.out, "nothing to change")) << same.out;
+
+    // A reload of the edited file changes nothing: the file says what is enforced.
+    auto d = lab.ctl("diff " + rules + " --json");
+    ASSERT_EQ(d.rc, 0) << d.out;
+    EXPECT_EQ(Json::parse(d.out)["changes"], false) << d.out;
+
+    auto rm = lab.ctl("rule remove --vault alpha --ip 2001:db8:5::/64 --json");
+    ASSERT_EQ(rm.rc, 0) << rm.out;
+    EXPECT_EQ(Json::parse(rm.out)["removed"], Json({"2001:db8:5::/64"}));
+    EXPECT_FALSE(contains(Lab::slurp(list), "2001:db8:5::")) << Lab::slurp(list);
+    EXPECT_TRUE(contains(Lab::slurp(list), "198.51.100.9/32\n")) << Lab::slurp(list);
+
+    lab.write_rules("other.rules", "192.0.2.0/24\n198.51.100.7\n198.51.100.9\n2001:db8:7::/48\n");
+    std::string text = Lab::slurp(rules);
+    text.replace(text.find("ip_rules_file: alpha.rules"), 26, "ip_rules_file: other.rules");
+    auto other = lab.write_rules("other.yaml", text);
+    d = lab.ctl("diff " + other + " --json");
+    ASSERT_EQ(d.rc, 0) << d.out;
+    auto j = Json::parse(d.out);
+    ASSERT_EQ(j["vaults"].size(), 1u) << d.out;
+    EXPECT_EQ(j["vaults"][0]["added"], Json({"2001:db8:7::/48"})) << d.out;
+    EXPECT_EQ(j["vaults"][0]["rules_added"], 1);
+}

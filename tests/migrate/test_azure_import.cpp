@@ -96,9 +96,9 @@ TEST(AzureImport, NetworkRulesIntoASiteFileMeanWhatAzureMeant) {
     // The lower-cased subnet id and the mixed-case one both find prod-vnet's subnets.
     ASSERT_EQ(v.vnet_rules.size(), 2u);
     EXPECT_EQ(v.vnet_rules[0].vni, 5001u);
-    EXPECT_EQ(v.vnet_rules[0].prefix.str(), "198.19.1.0/24");
+    EXPECT_EQ(v.vnet_rules[0].prefixes.at(0).str(), "198.19.1.0/24");
     EXPECT_EQ(v.vnet_rules[1].subnet, "data");
-    EXPECT_EQ(v.vnet_rules[1].prefix.str(), "198.19.2.0/24");
+    EXPECT_EQ(v.vnet_rules[1].prefixes.at(0).str(), "198.19.2.0/24");
     ASSERT_EQ(v.endpoints.size(), 1u);
     EXPECT_EQ(v.endpoints[0].port, 443);
 

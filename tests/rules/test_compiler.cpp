@@ -91,7 +91,7 @@ TEST(Compiler, DeduplicatesHandBuiltModels) {
     v.name = "v";
     Ipv4Prefix p{0xC0000200u, 24};
     v.ip_rules = {{p, {}}, {p, {}}};
-    v.vnet_rules = {{"n", "s", 5, p, {}}, {"n", "t", 5, p, {}}};
+    v.vnet_rules = {{"n", "s", {}, 5, {p}, {}}, {"n", "t", {}, 5, {p}, {}}};
     rf.vaults.push_back(v);
     auto c = compile(rf);
     ASSERT_EQ(c.rules.size(), 2u);

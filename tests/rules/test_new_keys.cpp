@@ -108,9 +108,9 @@ TEST(IpRulesFile, MissingFileIsAnErrorAtTheKey) {
 
 TEST(IpRulesFile, ParsedAloneForRuleEdits) {
     auto rules = parse_ip_rules_text("# x\n192.0.2.7\n\n10.0.0.0/8\n", "edit");
-    ASSERT_EQ(rules.size(), 2u);
-    EXPECT_EQ(rules[0].prefix.str(), "192.0.2.7/32");
-    EXPECT_EQ(rules[1].pos.line, 4);
+    ASSERT_EQ(rules.v4.size(), 2u);
+    EXPECT_EQ(rules.v4[0].prefix.str(), "192.0.2.7/32");
+    EXPECT_EQ(rules.v4[1].pos.line, 4);
     try {
         parse_ip_rules_text("10.0.0.1/8\n", "--ip");
         FAIL();

@@ -100,7 +100,9 @@ TEST(Parser, BasicVault) {
     EXPECT_EQ(v.ip_rules[1].pos.line, 17);
     ASSERT_EQ(v.vnet_rules.size(), 1u);
     EXPECT_EQ(v.vnet_rules[0].vni, 5001u);
-    EXPECT_EQ(v.vnet_rules[0].prefix.str(), "198.19.1.0/24");
+    ASSERT_EQ(v.vnet_rules[0].prefixes.size(), 1u);
+    EXPECT_EQ(v.vnet_rules[0].prefixes[0].str(), "198.19.1.0/24");
+    EXPECT_TRUE(v.vnet_rules[0].prefixes6.empty());
     EXPECT_EQ(v.vnet_rules[0].vnet, "prod-vnet");
     EXPECT_EQ(v.vnet_rules[0].subnet, "app");
     ASSERT_EQ(v.private_endpoints.size(), 1u);

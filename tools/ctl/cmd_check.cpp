@@ -45,15 +45,20 @@ int run_check(const std::string& file, bool json) {
         std::cout << dump(Json{{"ok", true},
                                {"file", file},
                                {"vaults", compiled.vaults.size()},
-                               {"rules", compiled.rules.size()},
-                               {"endpoints", compiled.endpoints.size()},
+                               {"rules", compiled.rules.size() + compiled.rules6.size()},
+                               {"endpoints", compiled.endpoints.size() + compiled.endpoints6.size()},
+                               {"rules_ipv6", compiled.rules6.size()},
+                               {"endpoints_ipv6", compiled.endpoints6.size()},
                                {"files", rf.files},
                                {"warnings", rf.warnings}})
                   << "\n";
     } else {
         for (const auto& w : rf.warnings) std::cout << w << "\n";
-        std::printf("%s: OK: %zu vaults, %zu rules, %zu endpoints", file.c_str(),
-                    compiled.vaults.size(), compiled.rules.size(), compiled.endpoints.size());
+        std::printf("%s: OK: %zu vaults, %zu rules, %zu endpoints", file.c_str(), compiled.vaults.size(),
+                    compiled.rules.size() + compiled.rules6.size(),
+                    compiled.endpoints.size() + compiled.endpoints6.size());
+        if (!compiled.rules6.empty() || !compiled.endpoints6.empty())
+            std::printf(" (IPv6: %zu rules, %zu endpoints)", compiled.rules6.size(), compiled.endpoints6.size());
         if (!rf.warnings.empty()) std::printf(", %zu warnings", rf.warnings.size());
         std::printf("\n");
     }

@@ -123,11 +123,11 @@ int main(int argc, char** argv) {
     std::string pcap;
     explain->add_option("--frame", frames, "explain this frame instead (hex, from the Ethernet header on)");
     explain->add_option("--pcap", pcap, "explain every frame of this capture (pcap/pcapng)")->check(CLI::ExistingFile);
-    explain->add_option("--src", src, "source IPv4 address (inner source with --vni)");
+    explain->add_option("--src", src, "source IPv4 or IPv6 address (inner source with --vni)");
     explain->add_option("--vni", vni, "arrive through VXLAN with this VNI (0: plain)")->check(CLI::Range(0u, 0xffffffu));
-    explain->add_option("--dst", dst, "destination IPv4:PORT");
+    explain->add_option("--dst", dst, "destination IPv4:PORT or [IPv6]:PORT");
     explain->add_option("--proto", proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}))->capture_default_str();
-    explain->add_option("--vtep", vtep, "outer VXLAN source (default: the first configured VTEP)");
+    explain->add_option("--vtep", vtep, "outer VXLAN source, IPv4 or IPv6 (default: the first configured VTEP)");
     explain->add_option("--dev", dev, "interface whose maps to use (default: the first)");
     bool fragment = false;
     explain->add_flag("--fragment", fragment, "make it a first fragment (MF set)");

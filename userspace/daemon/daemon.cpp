@@ -17,6 +17,7 @@
 #include "packet/packet.hpp"
 #include "common/reasons.hpp"
 #include "reference/classifier.hpp"
+#include "rules/ip_text.hpp"
 #include "rules/parser.hpp"
 
 namespace vaultwall::daemon {
@@ -60,6 +61,20 @@ packet::Bytes explain_frame(std::uint32_t src, std::uint32_t dst, std::uint16_t 
 
 packet::Bytes explain_vxlan(const packet::Bytes& inner, std::uint32_t vtep, std::uint32_t vni, std::uint16_t port) {
     auto outer = packet::VxlanSpec::between(vtep, *rules::parse_ipv4("198.18.255.254"), vni, port);
+    return packet::vxlan_encapsulate(inner, outer);
+}
+
+packet::Bytes explain_frame6(const packet::Ipv6Addr& src, const packet::Ipv6Addr& dst, std::uint16_t port,
+                             bool tcp, bool fragment) {
+    packet::Flow6 f{src, dst, 40000, port};
+    auto spec = tcp ? packet::FrameSpec::tcp_flow6(f) : packet::FrameSpec::udp_flow6(f);
+    if (fragment) spec.ext6(packet::Ipv6ExtHeader::fragment(0, true));
+    return spec.build();
+}
+
+packet::Bytes explain_vxlan6(const packet::Bytes& inner, const packet::Ipv6Addr& vtep, std::uint32_t vni,
+                             std::uint16_t port) {
+    auto outer = packet::VxlanSpec::between6(vtep, *rules::parse_ipv6("2001:2:0:ffff::fffe"), vni, port);
     return packet::vxlan_encapsulate(inner, outer);
 }
 
@@ -533,40 +548,54 @@ Json Daemon::explain(const Json& req) {
     if (!set_) throw std::runtime_error("no rules loaded");
     Iface* i = iface_locked(req.value("dev", std::string()));
 
-    auto src = rules::parse_ipv4(req.value("src", std::string()));
-    if (!src) throw std::invalid_argument("explain: --src must be an IPv4 address");
+    // Either family (SPEC §11): --src 2001:db8::1 --dst [2001:db8::10]:443.
+    const std::string src_s = req.value("src", std::string());
     const std::string dst_s = req.value("dst", std::string());
-    auto colon = dst_s.rfind(':');
-    auto dst = colon == std::string::npos ? std::nullopt : rules::parse_ipv4(dst_s.substr(0, colon));
-    std::uint32_t port = 0;
-    try {
-        if (dst) port = parse_u32(Json(dst_s.substr(colon + 1)), "port");
-    } catch (...) {
-        dst.reset();
-    }
-    if (!dst || port == 0 || port > 65535) throw std::invalid_argument("explain: --dst must be IPv4:PORT");
+    const bool src6 = src_s.find(':') != std::string::npos;
+    std::uint32_t src4 = 0;
+    rules::Ipv6Addr src_6{};
+    if (auto a = src6 ? std::nullopt : rules::parse_ipv4(src_s)) src4 = *a;
+    else if (auto b = src6 ? rules::parse_ipv6(src_s) : std::nullopt) src_6 = *b;
+    else throw std::invalid_argument("explain: --src must be an IPv4 or IPv6 address");
+    if (dst_s.find('/') != std::string::npos)
+        throw std::invalid_argument("explain: --dst is ADDRESS:PORT; give the protocol with --proto");
+    auto dst_or = rules::parse_endpoint_text(dst_s, "--dst");
+    if (auto* err = std::get_if<std::string>(&dst_or)) throw std::invalid_argument("explain: " + *err);
+    const auto dst = std::get<rules::EndpointText>(dst_or);
+    if (dst.v6 != src6)
+        throw std::invalid_argument("explain: --src " + src_s + " and --dst " + dst_s +
+                                    " are of different families; give both IPv4 or both IPv6");
     const std::uint32_t vni = req.contains("vni") ? parse_u32(req["vni"], "vni") : 0;
     if (vni > VW_VNI_MAX) throw std::invalid_argument("explain: --vni must be 0..16777215");
     const std::string proto = req.value("proto", std::string("tcp"));
     if (proto != "tcp" && proto != "udp") throw std::invalid_argument("explain: --proto must be tcp or udp");
 
     const bool fragment = req.value("fragment", false);
-    packet::Bytes frame = explain_frame(*src, *dst, static_cast<std::uint16_t>(port), proto == "tcp", fragment);
-    std::uint32_t vtep = 0;
+    packet::Bytes frame = src6 ? explain_frame6(src_6, dst.addr6, dst.port, proto == "tcp", fragment)
+                               : explain_frame(src4, dst.addr, dst.port, proto == "tcp", fragment);
     if (vni) {
         // Synthesize the VXLAN underlay from a trusted VTEP (the first one
-        // configured), unless the request names one.
+        // configured, IPv4 first), unless the request names one. The
+        // underlay's family need not be the inner frame's.
+        std::optional<std::uint32_t> vtep;
+        std::optional<rules::Ipv6Addr> vtep6;
         if (req.contains("vtep")) {
-            auto v = rules::parse_ipv4(req["vtep"].get<std::string>());
-            if (!v) throw std::invalid_argument("explain: --vtep must be an IPv4 address");
-            vtep = *v;
+            const std::string v = req["vtep"].is_string() ? req["vtep"].get<std::string>() : "";
+            vtep = rules::parse_ipv4(v);
+            if (!vtep) vtep6 = rules::parse_ipv6(v);
+            if (!vtep && !vtep6) throw std::invalid_argument("explain: --vtep must be an IPv4 or IPv6 address");
         } else if (!set_->vteps.empty()) {
             const auto& p = set_->vteps.front();
             vtep = p.len >= 31 ? p.addr : p.addr + 1;
+        } else if (!set_->vteps6.empty()) {
+            const auto& p = set_->vteps6.front();
+            vtep6 = p.addr;
+            if (p.len < 127) vtep6->back() |= 1;  // the first host of the prefix
         } else {
             vtep = *rules::parse_ipv4("198.18.0.1");
         }
-        frame = explain_vxlan(frame, vtep, vni, set_->vxlan_port);
+        frame = vtep ? explain_vxlan(frame, *vtep, vni, set_->vxlan_port)
+                     : explain_vxlan6(frame, *vtep6, vni, set_->vxlan_port);
     }
 
     Json ex = LiveExplainer(*i->dp, *i->inst, *set_, reference_locked()).explain(frame);
@@ -574,7 +603,8 @@ Json Daemon::explain(const Json& req) {
     ex["dev"] = i->dev;
     if (!ex["agree"].get<bool>())
         spdlog::warn("explain: kernel and reference disagree for src {} vni {} dst {} {}: {}",
-                     rules::format_ipv4(*src), vni, dst_s, proto, dump_json(ex));
+                     src6 ? rules::format_ipv6(src_6) : rules::format_ipv4(src4), vni, dst_s, proto,
+                     dump_json(ex));
     return {{"ok", true}, {"explain", ex}};
 }
 

@@ -74,6 +74,12 @@ packet::Bytes explain_frame(std::uint32_t src, std::uint32_t dst, std::uint16_t 
                             bool fragment = false);
 packet::Bytes explain_vxlan(const packet::Bytes& inner, std::uint32_t vtep, std::uint32_t vni,
                             std::uint16_t port = 4789);
+// The same over IPv6 (SPEC §11): the fragment is a first fragment header;
+// the IPv6 underlay goes from `vtep` to 2001:2:0:ffff::fffe.
+packet::Bytes explain_frame6(const packet::Ipv6Addr& src, const packet::Ipv6Addr& dst, std::uint16_t port,
+                             bool tcp, bool fragment = false);
+packet::Bytes explain_vxlan6(const packet::Bytes& inner, const packet::Ipv6Addr& vtep, std::uint32_t vni,
+                             std::uint16_t port = 4789);
 
 // What a reload reads: the rule file at `path` (empty: the current config
 // file) and the files it names, from `files` (null: the filesystem). The

@@ -9,10 +9,31 @@ namespace vaultwall::rules {
 
 namespace {
 
-std::vector<Ipv4Prefix> unique_sorted(std::vector<Ipv4Prefix> v) {
+template <typename P>
+std::vector<P> unique_sorted(std::vector<P> v) {
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
     return v;
+}
+
+// Sorted by (vault, vni, prefix), one rule of each; the first in file order
+// keeps its origin. (IPv6 rule sets are smaller; they sort the rules themselves.)
+void sort_unique(std::vector<CompiledRule6>& rules) {
+    auto key = [](const CompiledRule6& r) { return std::tie(r.vault, r.vni, r.prefix); };
+    std::stable_sort(rules.begin(), rules.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    rules.erase(std::unique(rules.begin(), rules.end(), [&](const auto& a, const auto& b) { return key(a) == key(b); }),
+                rules.end());
+}
+
+// By vault, then public before private, then (vni, addr, port, proto); one of each.
+template <typename E>
+void sort_unique(std::vector<E>& eps) {
+    auto key = [](const E& e) {
+        return std::make_tuple(e.vault, e.is_private, e.vni, e.addr, e.port, static_cast<int>(e.proto));
+    };
+    std::stable_sort(eps.begin(), eps.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    eps.erase(std::unique(eps.begin(), eps.end(), [&](const auto& a, const auto& b) { return key(a) == key(b); }),
+              eps.end());
 }
 
 }  // namespace
@@ -22,6 +43,7 @@ CompiledRuleSet compile(const RuleFile& file) {
     out.vxlan_port = file.host.vxlan_port;
     out.drop_events_per_second = file.host.drop_events_per_second;
     out.vteps = unique_sorted(file.host.vteps);
+    out.vteps6 = unique_sorted(file.host.vteps6);
 
     for (std::uint32_t vi = 0; vi < file.vaults.size(); ++vi) {
         const Vault& v = file.vaults[vi];
@@ -37,23 +59,22 @@ CompiledRuleSet compile(const RuleFile& file) {
         for (const auto& pe : v.private_endpoints)
             out.endpoints.push_back(
                 {vi, pe.vni, pe.endpoint.addr, pe.endpoint.port, pe.endpoint.proto, true});
+        for (const auto& e : v.endpoints6)
+            out.endpoints6.push_back({vi, 0, e.addr, e.port, e.proto, false});
+        for (const auto& pe : v.private_endpoints6)
+            out.endpoints6.push_back(
+                {vi, pe.vni, pe.endpoint.addr, pe.endpoint.port, pe.endpoint.proto, true});
         for (const auto& r : v.ip_rules) out.rules.push_back({vi, 0, r.prefix, "ip_rules"});
-        for (const auto& r : v.vnet_rules)
-            out.rules.push_back({vi, r.vni, r.prefix, r.vnet + "/" + r.subnet});
+        for (const auto& r : v.ip_rules6) out.rules6.push_back({vi, 0, r.prefix, "ip_rules"});
+        for (const auto& r : v.vnet_rules) {
+            for (const auto& p : r.prefixes) out.rules.push_back({vi, r.vni, p, r.vnet + "/" + r.subnet});
+            for (const auto& p : r.prefixes6) out.rules6.push_back({vi, r.vni, p, r.vnet + "/" + r.subnet});
+        }
     }
 
-    // Endpoints: by vault, then public before private, then (vni, addr, port, proto).
-    auto ep_key = [](const CompiledEndpoint& e) {
-        return std::make_tuple(e.vault, e.is_private, e.vni, e.addr, e.port,
-                               static_cast<int>(e.proto));
-    };
-    std::stable_sort(out.endpoints.begin(), out.endpoints.end(),
-                     [&](const auto& a, const auto& b) { return ep_key(a) < ep_key(b); });
-    out.endpoints.erase(std::unique(out.endpoints.begin(), out.endpoints.end(),
-                                    [&](const auto& a, const auto& b) {
-                                        return ep_key(a) == ep_key(b);
-                                    }),
-                        out.endpoints.end());
+    sort_unique(out.endpoints);
+    sort_unique(out.endpoints6);
+    sort_unique(out.rules6);
 
     // Rules: by (vault, vni, prefix address, prefix length); the first in file
     // order keeps its origin when several collapse into one.

@@ -1,6 +1,6 @@
 #include "rules/ip_list.hpp"
 
-#include "rules/ipv4.hpp"
+#include "rules/ip_text.hpp"
 #include "rules/text.hpp"
 
 namespace vaultwall::rules {
@@ -8,7 +8,7 @@ namespace vaultwall::rules {
 // Hand-written because the format is not YAML: a million lines must not become
 // a million YAML nodes.
 void scan_ip_list(std::string_view text, const FileName& name, std::vector<IpRule>& out,
-                  Diagnostics& diags) {
+                  std::vector<IpRule6>& out6, Diagnostics& diags) {
     if (auto bad = utf8_error(name, text, "an ip_rules_file")) {
         diags.error(bad->pos, bad->message);
         return;
@@ -41,19 +41,15 @@ void scan_ip_list(std::string_view text, const FileName& name, std::vector<IpRul
                                   "(`#` starts a comment)");
             continue;
         }
-        auto p = parse_ipv4_prefix(token);
-        if (!p) {
-            diags.error(pos, quote(token) +
-                                       " is not an IPv4 prefix; write an address (192.0.2.7) or "
-                                       "a network with its length (192.0.2.0/24)");
+        auto p = parse_prefix_text(token, "");
+        if (auto* err = std::get_if<std::string>(&p)) {
+            diags.error(pos, std::move(*err));
             continue;
         }
-        if (p->host_bits_set) {
-            diags.error(pos, std::string(token) + " has host bits set; did you mean " +
-                                       p->prefix.str() + "?");
-            continue;
-        }
-        out.push_back({p->prefix, std::move(pos)});
+        if (auto* v4 = std::get_if<Ipv4Prefix>(&std::get<IpPrefix>(p)))
+            out.push_back({*v4, std::move(pos)});
+        else
+            out6.push_back({std::get<Ipv6Prefix>(std::get<IpPrefix>(p)), std::move(pos)});
     }
 }
 

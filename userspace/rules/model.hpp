@@ -1,7 +1,13 @@
 // The rules model: what a rule file (SPEC §2) says, validated, with no knowledge
-// of YAML or BPF. The parser (parser.hpp) fills it; the compiler (compiled.hpp)
+// of YAML or BPF. The parser (parser.hpp) fills it; validate.hpp checks what
+// spans entries and resolves references to VNets; the compiler (compiled.hpp)
 // turns it into flat datapath entries; the gate reads identity, catalog and
 // authorization from it.
+//
+// IPv6 (SPEC §11) has its own fields beside the IPv4 ones (endpoints6,
+// ip_rules6, ...) rather than a two-family type in the IPv4 ones: a million
+// IPv4 rules keep their 8-byte prefixes, and code that knows only IPv4 cannot
+// mistake an IPv6 entry for an IPv4 one.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +20,7 @@
 #include <vector>
 
 #include "rules/ipv4.hpp"
+#include "rules/ipv6.hpp"
 
 namespace vaultwall::rules {
 
@@ -60,15 +67,32 @@ struct Endpoint {
     SourcePos pos;
 };
 
-struct PrivateEndpoint {
-    std::string vnet;        // name of a `vnets` entry
-    std::uint32_t vni = 0;   // resolved from the VNet
-    Endpoint endpoint;
+struct Endpoint6 {
+    Ipv6Addr addr{};  // network byte order; written [2001:db8::10]:443
+    std::uint16_t port = 0;
+    Proto proto = Proto::tcp;
+    SourcePos pos;
 };
 
+struct PrivateEndpoint {
+    std::string vnet;        // name of a `vnets` entry
+    std::uint32_t vni = 0;   // resolved from the VNet by validate()
+    Endpoint endpoint;
+    SourcePos vnet_pos{};    // where `vnet:` names it
+};
+
+struct PrivateEndpoint6 {
+    std::string vnet;
+    std::uint32_t vni = 0;  // resolved from the VNet by validate()
+    Endpoint6 endpoint;
+    SourcePos vnet_pos{};
+};
+
+// A subnet may be dual-stack: `app: [198.19.1.0/24, 2001:2:0:1::/64]`.
 struct Subnet {
     std::string name;
-    Ipv4Prefix prefix;
+    std::vector<Ipv4Prefix> prefixes;
+    std::vector<Ipv6Prefix> prefixes6;
     SourcePos pos;
 };
 
@@ -77,6 +101,7 @@ struct Vnet {
     std::uint32_t vni = 0;  // 1 .. 2^24-1; 0 means "plain traffic" and is refused
     std::vector<Subnet> subnets;
     SourcePos pos;
+    SourcePos name_pos{}, vni_pos{};  // of its `name:` and `vni:` values
 };
 
 enum class DefaultAction { allow, deny };
@@ -90,13 +115,21 @@ struct IpRule {
     SourcePos pos;
 };
 
-// `prod-vnet/app`: every address of that subnet, arriving over the VNet's VNI.
+struct IpRule6 {
+    Ipv6Prefix prefix;
+    SourcePos pos;
+};
+
+// `prod-vnet/app`: every address of that subnet (both families), arriving over
+// the VNet's VNI. The parser fills the names; validate() checks them and
+// resolves the VNI and the subnet's prefixes from `vnets`.
 struct VnetRule {
     std::string vnet;
     std::string subnet;
-    std::uint32_t vni = 0;
-    Ipv4Prefix prefix;
     SourcePos pos;
+    std::uint32_t vni = 0;
+    std::vector<Ipv4Prefix> prefixes{};
+    std::vector<Ipv6Prefix> prefixes6{};
 };
 
 // Permissions as Key Vault spells them ("get", "wrapKey", "all"...), per
@@ -121,12 +154,15 @@ struct Vault {
     std::string location;
     std::vector<Endpoint> endpoints;
     std::vector<PrivateEndpoint> private_endpoints;
+    std::vector<Endpoint6> endpoints6;
+    std::vector<PrivateEndpoint6> private_endpoints6;
     std::string upstream;  // e.g. http://127.0.0.1:8200
     bool public_network_access = true;
     DefaultAction default_action = DefaultAction::deny;
     Bypass bypass = Bypass::azure_services;
     Enforcement enforcement = Enforcement::enforce;
     std::vector<IpRule> ip_rules;        // merged: no duplicates; ip_rules then ip_rules_file
+    std::vector<IpRule6> ip_rules6;      // the same, IPv6 (both lists may hold both families)
     std::string ip_rules_file;           // absolute; empty when none. Its rules' pos.file is it.
     std::vector<VnetRule> vnet_rules;    // merged: no duplicates
     Authorization authorization = Authorization::access_policies;
@@ -174,6 +210,7 @@ struct Gate {
 struct Host {
     std::uint16_t vxlan_port = 4789;
     std::vector<Ipv4Prefix> vteps;
+    std::vector<Ipv6Prefix> vteps6;  // IPv6 underlay (VXLAN over IPv6)
     std::uint32_t drop_events_per_second = 1000;  // per CPU; 0 = count drops, send no events
 };
 

@@ -96,10 +96,10 @@ std::vector<TrustedService> load_trusted_services(const std::string& path,
     return services;
 }
 
-std::vector<IpRule> parse_ip_rules_text(std::string_view text, const std::string& name) {
+IpRuleList parse_ip_rules_text(std::string_view text, const std::string& name) {
     Diagnostics diags;
-    std::vector<IpRule> rules;
-    scan_ip_list(text, FileName(name), rules, diags);
+    IpRuleList rules;
+    scan_ip_list(text, FileName(name), rules.v4, rules.v6, diags);
     diags.throw_if_errors();
     return rules;
 }

@@ -31,10 +31,16 @@ RuleFile parse_rule_text(std::string_view text, const std::string& name,
 std::vector<TrustedService> load_trusted_services(
     const std::string& path, const FileSource& source = filesystem_source());
 
-// Parses the text of an ip_rules_file (SPEC §7: one IPv4 address or CIDR a
-// line, `#` comments, blank lines ignored); `name` is used in diagnostics
-// (name:line:col). Rules come in file order, duplicates kept (a vault merges
-// them with a warning). Throws RuleFileError.
-std::vector<IpRule> parse_ip_rules_text(std::string_view text, const std::string& name);
+// The rules of an ip_rules_file, by family, each in file order.
+struct IpRuleList {
+    std::vector<IpRule> v4;
+    std::vector<IpRule6> v6;
+};
+
+// Parses the text of an ip_rules_file (SPEC §7: one IPv4 or IPv6 address or
+// CIDR a line, `#` comments, blank lines ignored); `name` is used in
+// diagnostics (name:line:col). Duplicates are kept (a vault merges them with a
+// warning). Throws RuleFileError.
+IpRuleList parse_ip_rules_text(std::string_view text, const std::string& name);
 
 }  // namespace vaultwall::rules

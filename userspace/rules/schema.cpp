@@ -1,7 +1,8 @@
 // The rule file's section schemas (SPEC §2, §7, §9): its YAML document ->
 // the model, every key, type and value checked where it is written. What
-// spans entries (duplicates, references between vaults, what the gate needs)
-// is validate.cpp's, over the model.
+// spans entries (duplicates, the VNets that rules and private endpoints name,
+// endpoints shared between vaults, what the gate needs) is validate.cpp's,
+// over the model.
 //
 // Keys are matched after turning camelCase into snake_case, so the Azure
 // spellings (`defaultAction`, `ipRules`, `publicNetworkAccess`...) name the
@@ -53,14 +54,10 @@ private:
     void parse_vnet_rule(const yaml::Node& n, Vault& v);
     void parse_access_policy(const yaml::Node& n, Vault& v);
     void parse_role_assignment(const yaml::Node& n, Vault& v);
-    const Vnet* find_vnet(const std::string& name, const yaml::Node& at,
-                          const std::string& context);
+    bool parse_subnet_prefixes(const yaml::Node& n, Subnet& sub);
 
     FileName file_;
     const ReadFile& read_;
-    const std::vector<Vnet>* vnets_ = nullptr;  // the file's, known while vaults are parsed
-    std::unordered_map<std::string, std::size_t> vnet_names_;  // name -> index in *vnets_
-    std::unordered_map<std::uint32_t, std::size_t> vnis_;      // VNI -> index in *vnets_
 };
 
 // ---------------------------------------------------------------- top level
@@ -68,7 +65,6 @@ private:
 RuleFile Schema::parse_rule_file(const yaml::Node& root) {
     RuleFile rf;
     rf.path = file_;
-    vnets_ = &rf.vnets;
     if (root.IsNull()) {
         diags().error({file_, 1, 1}, "the rule file is empty; it needs at least `version: 1`");
         return rf;
@@ -85,7 +81,7 @@ RuleFile Schema::parse_rule_file(const yaml::Node& root) {
     if (auto x = f->get("trusted_services")) parse_trusted_services(*x, rf);
     if (auto x = f->get("gate")) parse_gate(*x, rf);
     if (auto x = f->get("metrics")) parse_metrics(*x, rf);
-    if (auto x = f->get("vnets")) parse_vnets(*x, rf);  // before vaults: they refer to VNets
+    if (auto x = f->get("vnets")) parse_vnets(*x, rf);
     if (auto x = f->get("vaults")) parse_vaults(*x, rf);
     return rf;
 }
@@ -130,17 +126,20 @@ void Schema::parse_host(const Field& fld, Host& host) {
     if (auto x = f->get("vteps")) {
         auto items = list(*x, "host.vteps");
         if (!items) return;
-        std::map<std::pair<std::uint32_t, std::uint8_t>, SourcePos> seen;
+        std::map<Ipv4Prefix, SourcePos> seen;
+        std::map<Ipv6Prefix, SourcePos> seen6;
+        auto add = [&](auto& seen, auto& vteps, const auto& p, const yaml::Node& n) {
+            auto [it, fresh] = seen.emplace(p, pos(n));
+            if (!fresh)
+                return warn(pos(n), "duplicate VTEP prefix " + p.str() + " (first at " +
+                                        at_text(it->second) + "); merged");
+            vteps.push_back(p);
+        };
         for (const auto& n : *items) {
             auto p = prefix(n, "host.vteps");
             if (!p) continue;
-            auto [it, fresh] = seen.emplace(std::make_pair(p->addr, p->len), pos(n));
-            if (!fresh) {
-                warn(pos(n), "duplicate VTEP prefix " + p->str() + " (first at " +
-                                 at_text(it->second) + "); merged");
-                continue;
-            }
-            host.vteps.push_back(*p);
+            if (auto* v4 = std::get_if<Ipv4Prefix>(&*p)) add(seen, host.vteps, *v4, n);
+            else add(seen6, host.vteps6, std::get<Ipv6Prefix>(*p), n);
         }
     }
 }
@@ -262,6 +261,8 @@ void Schema::parse_gate(const Field& fld, RuleFile& rf) {
 void Schema::parse_metrics(const Field& f, RuleFile& rf) {
     auto ep = endpoint(f.value.IsNull() ? f.key : f.value, "metrics");
     if (!ep) return;
+    if (ep->v6)
+        return error(f, "metrics listens on IPv4 only; write e.g. `metrics: 127.0.0.1:9469`");
     if ((ep->addr >> 24) != 127)
         warn(pos(where(f)), "metrics listens on " + format_ipv4(ep->addr) +
                                 ", not on loopback; anyone who reaches it can read the counters");
@@ -290,10 +291,7 @@ void Schema::parse_vnet(const yaml::Node& n, RuleFile& rf) {
             error(*x, "vnet name " + quote(*s) + " must not contain '/' (rules say VNET/SUBNET)");
         } else if (s) {
             v.name = *s;
-            if (auto o = vnet_names_.find(v.name); o != vnet_names_.end()) {
-                    error(*x, "duplicate vnet name " + quote(v.name) + " (first at " + at_text(rf.vnets[o->second].pos) +
-                                  "); give every VNet its own name");
-                }
+            v.name_pos = pos(where(*x));
         }
     }
     if (auto x = f->get("vni")) {
@@ -303,21 +301,19 @@ void Schema::parse_vnet(const yaml::Node& n, RuleFile& rf) {
             error(*x, "VNI " + quote(*s) + " is out of range; use 1..16777215");
         } else if (num) {
             v.vni = static_cast<std::uint32_t>(*num);
-            if (auto it = vnis_.find(v.vni); it != vnis_.end()) {
-                    const Vnet& o = rf.vnets[it->second];
-                    error(*x, "duplicate VNI " + std::to_string(v.vni) + ": VNet " + quote(o.name) + " (at " + at_text(o.pos) +
-                                  ") already uses it; every VNet needs its own VNI");
-                }
+            v.vni_pos = pos(where(*x));
         }
     }
     // Kept when its name and VNI are good: a bad subnet alone must not turn
     // every rule naming this VNet into an "unknown VNet" error too.
+    // (Two VNets of one name or VNI: validate.cpp.)
     const bool keep = !scope.failed();
     if (auto x = f->get("subnets")) {
         if (x->value.IsNull()) {
             // no subnets: allowed (private endpoints only)
         } else if (!x->value.IsMap()) {
-            error(*x, "subnets must be a map of NAME: PREFIX, e.g. `app: 198.19.1.0/24`, got " +
+            error(*x, "subnets must be a map of NAME: PREFIX (or a list of prefixes), e.g. "
+                      "`app: 198.19.1.0/24` or `app: [198.19.1.0/24, 2001:2:0:1::/64]`, got " +
                           std::string(kind_of(x->value)));
         } else {
             std::unordered_map<std::string, std::size_t> subnet_names;
@@ -338,38 +334,38 @@ void Schema::parse_vnet(const yaml::Node& n, RuleFile& rf) {
                                          at_text(dup->pos) + ")");
                     continue;
                 }
-                auto p = prefix(it->second, "subnet " + quote(name));
-                if (p) v.subnets.push_back({name, *p, pos(it->first)});
+                Subnet sub{name, {}, {}, pos(it->first)};
+                if (parse_subnet_prefixes(it->second, sub)) v.subnets.push_back(std::move(sub));
                 else subnet_names.erase(name);
             }
         }
     }
-    if (keep) {
-        vnet_names_.emplace(v.name, rf.vnets.size());
-        vnis_.emplace(v.vni, rf.vnets.size());
-        rf.vnets.push_back(std::move(v));
-    }
+    if (keep) rf.vnets.push_back(std::move(v));
 }
 
-const Vnet* Schema::find_vnet(const std::string& name, const yaml::Node& at,
-                              const std::string& context) {
-    if (auto it = vnet_names_.find(name); it != vnet_names_.end()) return &(*vnets_)[it->second];
-    std::string msg = "unknown VNet " + quote(name) + " in " + context;
-    // Suggestions are worth their cost for a hand-written list, not for 100k VNets.
-    if (vnets_->size() > 1000) {
-        error(at, msg + "; it is not among the file's " + std::to_string(vnets_->size()) + " VNets");
-        return nullptr;
+// `198.19.1.0/24`, or a list of prefixes of either family (a dual-stack subnet).
+bool Schema::parse_subnet_prefixes(const yaml::Node& n, Subnet& sub) {
+    const std::string what = "subnet " + quote(sub.name);
+    ErrorScope scope(diags());
+    auto one = [&](const yaml::Node& item) {
+        auto p = prefix(item, what);
+        if (!p) return;
+        if (auto* v4 = std::get_if<Ipv4Prefix>(&*p)) {
+            if (std::find(sub.prefixes.begin(), sub.prefixes.end(), *v4) == sub.prefixes.end())
+                sub.prefixes.push_back(*v4);
+        } else if (auto& v6 = std::get<Ipv6Prefix>(*p);
+                   std::find(sub.prefixes6.begin(), sub.prefixes6.end(), v6) == sub.prefixes6.end()) {
+            sub.prefixes6.push_back(v6);
+        }
+    };
+    if (n.IsSequence()) {
+        for (const auto& item : n) one(item);
+        if (sub.prefixes.empty() && sub.prefixes6.empty() && !scope.failed())
+            error(n, what + " has no prefixes; give at least one, e.g. `" + sub.name + ": 198.19.1.0/24`");
+    } else {
+        one(n);
     }
-    std::vector<std::string> names;
-    for (const auto& v : *vnets_) names.push_back(v.name);
-    if (auto s = closest_match(name, names))
-        msg += "; did you mean " + quote(*s) + "?";
-    else if (names.empty())
-        msg += "; no VNets are defined: add it under `vnets:`";
-    else
-        msg += "; known VNets: " + join(names);
-    error(at, msg);
-    return nullptr;
+    return !scope.failed();
 }
 
 // ---------------------------------------------------------------- vaults
@@ -478,57 +474,40 @@ void Schema::parse_vault(const yaml::Node& n, Vault& v) {
         warn(v.pos, what + " has no endpoints or private_endpoints; nothing reaches it");
 }
 
+// Duplicates are merged by validate().
 void Schema::parse_endpoints(const Field& f, Vault& v) {
     auto items = list(f, "endpoints");
     if (!items) return;
-    std::unordered_map<std::uint64_t, std::size_t> seen;  // (addr, port, proto) -> index
     for (const auto& n : *items) {
         auto ep = endpoint(n, "endpoints");
         if (!ep) continue;
-        Endpoint e{ep->addr, ep->port, ep->proto, pos(n)};
-        auto key = std::uint64_t(e.addr) << 24 | std::uint64_t(e.port) << 8 | static_cast<std::uint8_t>(e.proto);
-        auto [at, fresh] = seen.emplace(key, v.endpoints.size());
-        if (!fresh) {
-            auto dup = v.endpoints.begin() + static_cast<std::ptrdiff_t>(at->second);
-            warn(e.pos, "duplicate endpoint " + n.Scalar() + " (first at " + at_text(dup->pos) +
-                            "); merged");
-            continue;
-        }
-        v.endpoints.push_back(e);
+        if (ep->v6) v.endpoints6.push_back(Endpoint6{ep->addr6, ep->port, ep->proto, pos(n)});
+        else v.endpoints.push_back(Endpoint{ep->addr, ep->port, ep->proto, pos(n)});
     }
 }
 
+// Their VNets are looked up, and duplicates merged, by validate().
 void Schema::parse_private_endpoints(const Field& f, Vault& v) {
     auto items = list(f, "private_endpoints");
     if (!items) return;
-    std::map<std::tuple<std::uint32_t, std::uint32_t, std::uint16_t, int>, std::size_t> seen;
     for (const auto& n : *items) {
         auto pf = map_fields(n, "a private endpoint", {{"vnet"}, {"address"}});
         if (!pf) continue;
         ErrorScope scope(diags());
-    require(*pf, n, "vnet", "a private endpoint", "vnet: prod-vnet");
+        require(*pf, n, "vnet", "a private endpoint", "vnet: prod-vnet");
         require(*pf, n, "address", "a private endpoint", "address: 198.19.1.100:443");
         if (scope.failed()) continue;
-        PrivateEndpoint pe;
-        const Vnet* vnet = nullptr;
-        if (auto s = nonempty(*pf->get("vnet"), "private endpoint vnet")) {
-            vnet = find_vnet(*s, where(*pf->get("vnet")), "private endpoint");
-            pe.vnet = *s;
-        }
+        auto vnet = nonempty(*pf->get("vnet"), "private endpoint vnet");
+        const SourcePos vnet_pos = pos(where(*pf->get("vnet")));
         const yaml::Node& an = where(*pf->get("address"));
         auto ep = endpoint(an, "private endpoint address");
         if (!vnet || !ep) continue;
-        pe.vni = vnet->vni;
-        pe.endpoint = Endpoint{ep->addr, ep->port, ep->proto, pos(an)};
-        auto key = std::make_tuple(pe.vni, ep->addr, ep->port, static_cast<int>(ep->proto));
-        auto [at, fresh] = seen.emplace(key, v.private_endpoints.size());
-        if (!fresh) {
-            auto dup = v.private_endpoints.begin() + static_cast<std::ptrdiff_t>(at->second);
-            warn(pe.endpoint.pos, "duplicate private endpoint " + an.Scalar() + " in VNet " + quote(pe.vnet) + " (first at " + at_text(dup->endpoint.pos) +
-                                      "); merged");
-            continue;
-        }
-        v.private_endpoints.push_back(std::move(pe));
+        if (ep->v6)
+            v.private_endpoints6.push_back(
+                PrivateEndpoint6{*vnet, 0, Endpoint6{ep->addr6, ep->port, ep->proto, pos(an)}, vnet_pos});
+        else
+            v.private_endpoints.push_back(
+                PrivateEndpoint{*vnet, 0, Endpoint{ep->addr, ep->port, ep->proto, pos(an)}, vnet_pos});
     }
 }
 
@@ -564,7 +543,7 @@ void Schema::parse_network_acls(const Field& fld, Vault& v) {
         if (auto s = nonempty(*x, "ip_rules_file")) {
             v.ip_rules_file = resolve(*s);
             if (auto text = read_(v.ip_rules_file, "ip_rules_file", pos(where(*x))))
-                scan_ip_list(*text, FileName(v.ip_rules_file), v.ip_rules, diags());
+                scan_ip_list(*text, FileName(v.ip_rules_file), v.ip_rules, v.ip_rules6, diags());
         }
     }
     if (auto x = f->get("virtual_network_rules")) {
@@ -587,7 +566,8 @@ void Schema::parse_ip_rule(const yaml::Node& n, Vault& v) {
     }
     auto p = prefix(value, "ip_rules");
     if (!p) return;
-    v.ip_rules.push_back(IpRule{*p, pos(value)});
+    if (auto* v4 = std::get_if<Ipv4Prefix>(&*p)) v.ip_rules.push_back(IpRule{*v4, pos(value)});
+    else v.ip_rules6.push_back(IpRule6{std::get<Ipv6Prefix>(*p), pos(value)});
 }
 
 // `prod-vnet/app`, or `{id: prod-vnet/app}`, or an Azure subnet resource id
@@ -626,25 +606,8 @@ void Schema::parse_vnet_rule(const yaml::Node& n, Vault& v) {
         error(value, quote(text) + " is not a virtual network rule; write VNET/SUBNET, e.g. prod-vnet/app");
         return;
     }
-    const Vnet* vnet = find_vnet(vnet_name, value, "virtual network rule " + quote(text));
-    if (!vnet) return;
-    auto sub = std::find_if(vnet->subnets.begin(), vnet->subnets.end(),
-                            [&](const Subnet& s) { return s.name == subnet_name; });
-    if (sub == vnet->subnets.end()) {
-        std::vector<std::string> names;
-        for (const auto& s : vnet->subnets) names.push_back(s.name);
-        std::string msg = "VNet " + quote(vnet_name) + " has no subnet " + quote(subnet_name);
-        if (auto c = closest_match(subnet_name, names))
-            msg += "; did you mean '" + vnet_name + "/" + *c + "'?";
-        else if (names.empty())
-            msg += "; it has no subnets: add one under its `subnets:`";
-        else
-            msg += "; its subnets: " + join(names);
-        error(value, msg);
-        return;
-    }
-    VnetRule r{vnet_name, subnet_name, vnet->vni, sub->prefix, pos(value)};
-    v.vnet_rules.push_back(std::move(r));
+    // The VNet and its subnet are looked up by validate().
+    v.vnet_rules.push_back(VnetRule{vnet_name, subnet_name, pos(value)});
 }
 
 void Schema::parse_access_policy(const yaml::Node& n, Vault& v) {

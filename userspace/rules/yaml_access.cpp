@@ -136,66 +136,37 @@ std::optional<bool> YamlReader::boolean(const Field& f, const std::string& what)
     return b;
 }
 
-std::optional<Ipv4Prefix> YamlReader::prefix(const yaml::Node& n, const std::string& what) {
+std::optional<IpPrefix> YamlReader::prefix(const yaml::Node& n, const std::string& what) {
     if (!n.IsScalar()) {
-        error(n, what + " must be an IPv4 address or prefix like 192.0.2.0/24, got " +
+        error(n, what + " must be an address or prefix like 192.0.2.0/24 or 2001:db8::/32, got " +
                      kind_of(n));
         return std::nullopt;
     }
-    const std::string& s = n.Scalar();
-    auto p = parse_ipv4_prefix(s);
-    if (!p) {
-        error(n, quote(s) + " in " + what +
-                     " is not an IPv4 prefix; write an address (192.0.2.7) or a network "
-                     "with its length (192.0.2.0/24)");
+    auto p = parse_prefix_text(n.Scalar(), what);
+    if (auto* err = std::get_if<std::string>(&p)) {
+        error(n, std::move(*err));
         return std::nullopt;
     }
-    if (p->host_bits_set) {
-        error(n, s + " has host bits set; did you mean " + p->prefix.str() + "?");
-        return std::nullopt;
-    }
-    return p->prefix;
+    return std::get<IpPrefix>(p);
 }
 
-// "203.0.113.10:443", optionally "/tcp" or "/udp".
+// "203.0.113.10:443" or "[2001:db8::10]:443", optionally "/tcp" or "/udp".
 std::optional<EndpointText> YamlReader::endpoint(const yaml::Node& n, const std::string& what) {
-    const char* fix = "; write IPv4:port, e.g. 203.0.113.10:443";
     if (!n.IsScalar()) {
-        error(n, what + " must be an IPv4:port endpoint, got " + std::string(kind_of(n)) + fix);
+        // Unquoted, YAML reads `[2001:db8::10]:443` as a list or a map.
+        const bool looks_v6 = n.IsMap() || n.IsSequence();
+        error(n, what + " must be an IPv4:port or [IPv6]:port endpoint, got " + std::string(kind_of(n)) +
+                     (looks_v6 ? "; quote an IPv6 endpoint, or YAML reads its brackets as a list: "
+                                 "\"[2001:db8::10]:443\""
+                               : "; write e.g. 203.0.113.10:443 or \"[2001:db8::10]:443\""));
         return std::nullopt;
     }
-    std::string s = n.Scalar();
-    EndpointText ep;
-    std::string text = s;
-    if (auto slash = text.rfind('/'); slash != std::string::npos) {
-        auto proto = lower(text.substr(slash + 1));
-        if (proto == "tcp") ep.proto = Proto::tcp;
-        else if (proto == "udp") ep.proto = Proto::udp;
-        else {
-            error(n, "unknown protocol " + quote(text.substr(slash + 1)) + " in " + what + " " + quote(s) + "; use /tcp or /udp, or leave it out for TCP");
-            return std::nullopt;
-        }
-        text = text.substr(0, slash);
-    }
-    auto colon = text.rfind(':');
-    std::optional<std::uint32_t> addr;
-    if (colon != std::string::npos) addr = parse_ipv4(text.substr(0, colon));
-    if (colon == std::string::npos || !addr) {
-        error(n, quote(s) + " in " + what + " is not an IPv4:port endpoint" + fix);
+    auto ep = parse_endpoint_text(n.Scalar(), what);
+    if (auto* err = std::get_if<std::string>(&ep)) {
+        error(n, std::move(*err));
         return std::nullopt;
     }
-    auto port = parse_uint(text.substr(colon + 1));
-    if (!port) {
-        error(n, quote(s) + " in " + what + " has no valid port" + fix);
-        return std::nullopt;
-    }
-    if (*port == 0 || *port > 65535) {
-        error(n, "port " + std::to_string(*port) + " in " + what + " " + quote(s) + " is out of range; use 1..65535");
-        return std::nullopt;
-    }
-    ep.addr = *addr;
-    ep.port = static_cast<std::uint16_t>(*port);
-    return ep;
+    return std::get<EndpointText>(ep);
 }
 
 std::string YamlReader::resolve(const std::string& p) const {

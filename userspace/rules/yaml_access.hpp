@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "rules/diagnostics.hpp"
-#include "rules/ipv4.hpp"
+#include "rules/ip_text.hpp"
 #include "rules/names.hpp"
 #include "rules/model.hpp"
 #include "rules/text.hpp"
@@ -43,12 +43,6 @@ private:
 struct KeySpec {
     std::string name;
     std::vector<std::string> aliases = {};
-};
-
-struct EndpointText {
-    std::uint32_t addr = 0;
-    std::uint16_t port = 0;
-    Proto proto = Proto::tcp;
 };
 
 // The highest host.drop_events_per_second: beyond it the ring buffer, not the
@@ -107,7 +101,8 @@ public:
     template <typename E>
     std::optional<E> enumeration(const Field& f, const std::string& what,
                                  const std::vector<std::pair<std::string, E>>& values);
-    std::optional<Ipv4Prefix> prefix(const yaml::Node& n, const std::string& what);
+    // Either family (ip_text.hpp).
+    std::optional<IpPrefix> prefix(const yaml::Node& n, const std::string& what);
     std::optional<EndpointText> endpoint(const yaml::Node& n, const std::string& what);
     // A path named in the file, absolute (relative ones against the file's directory).
     std::string resolve(const std::string& p) const;
