@@ -162,6 +162,19 @@ TEST_F(DecisionTest, Ipv6ClientWithoutRecordIsNotAdmittedByAnIpv4Rule) {
     EXPECT_TRUE(no_record(kClientOut).admitted);
 }
 
+// ... and the vault's IPv6 rules do admit it, which no IPv4 client matches.
+TEST_F(DecisionTest, Ipv6ClientWithoutRecordAdmittedByAnIpv6Rule) {
+    v.ip_rules6.push_back({rules::parse_ipv6_prefix("2001:db8::/32")->prefix, {}});
+    auto a = no_record(IpAddress(*rules::parse_ipv6("2001:db8::9")));
+    EXPECT_TRUE(a.admitted);
+    EXPECT_EQ(a.reason, VW_PASS_IP_RULE);
+    EXPECT_EQ(a.detail, "user-space ip rule 2001:db8::/32");
+    EXPECT_FALSE(no_record(IpAddress(*rules::parse_ipv6("2001:db9::9"))).admitted);
+    EXPECT_FALSE(no_record(kClientOut).admitted);
+    auto d = run(a, "GET", "/secrets/db", bearer(base_claims()), IpAddress(*rules::parse_ipv6("2001:db8::9")));
+    EXPECT_TRUE(d.allow) << d.reason;
+}
+
 TEST_F(DecisionTest, PublicAccessDisabledGivesForbiddenByConnection) {
     v.public_network_access = false;
     auto d = run(adm(VW_PASS_TRUSTED_CANDIDATE, kClientOut), "GET", "/secrets/db", bearer(base_claims()), kClientOut);

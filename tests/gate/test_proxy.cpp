@@ -265,13 +265,16 @@ protected:
     }
     // The vault on an IPv6 endpoint too, [::1]:port (SPEC §11; the host's
     // own loopback, so nothing leaves it), and the client on it.
-    void start_dual_stack() {
+    void start_dual_stack(const std::function<void(rules::RuleFile&)>& edit = nullptr) {
         gate->stop();
         port = free_port();
         auto rf = rule_file(port, "http://127.0.0.1:" + std::to_string(vault_port));
-        auto cfg = std::make_shared<GateConfig>(*GateConfig::build(rf, options()));
-        cfg->routes[{IpAddress(kLoop6), port}].push_back({0, false, 0});
-        gate = std::make_unique<Gate>(cfg, 2);
+        if (edit) edit(rf);
+        rules::Endpoint6 ep6;
+        ep6.addr = kLoop6;
+        ep6.port = port;
+        rf.vaults[0].endpoints6.push_back(ep6);
+        gate = std::make_unique<Gate>(GateConfig::build(rf, options()), 2);
         gate->start();
         host = "[::1]";
     }
@@ -494,6 +497,24 @@ TEST_F(Proxy, Ipv6ClientWithoutRecordFailsClosedAndIsNamedInThe403) {
 }
 
 // A vault whose upstream is on IPv6 ([::1], the host's loopback).
+// Without a record, an IPv6 client is checked against the vault's IPv6
+// rules in user space.
+TEST_F(Proxy, Ipv6ClientWithoutRecordAdmittedByAnIpv6Rule) {
+    start_dual_stack([](rules::RuleFile& rf) {
+        rf.vaults[0].ip_rules6.push_back({rules::parse_ipv6_prefix("::1/128")->prefix, {}});
+    });
+    adm->present = false;
+    auto r = curl("GET", "/secrets/nothing-here?api-version=7.4", bearer());
+    EXPECT_EQ(r.code, 404) << r.body;  // admitted: the vault itself answers
+    auto last = audit_lines().back();
+    EXPECT_EQ(last["decision"], "allow");
+    EXPECT_EQ(last["reason"], "ip_rule");
+    EXPECT_EQ(last["client"], "::1");
+    // The IPv4 client on the same gate is in no rule: refused.
+    host = "127.0.0.1";
+    EXPECT_EQ(curl("GET", "/secrets/nothing-here?api-version=7.4", bearer()).code, 403);
+}
+
 TEST_F(Proxy, Ipv6UpstreamIsForwardedTo) {
     std::uint16_t up = free_port();
     std::string listen = "[::1]:" + std::to_string(up), data = dir + "/vault6";

@@ -32,14 +32,19 @@ Admission resolve_admission(const std::optional<vw_admission>& rec, const VaultN
         a.detail += "no datapath record; public network access is disabled";
         return a;
     }
-    if (!client.is_v6())
+    auto admit = [&a](const std::string& prefix) {
+        a.admitted = true;
+        a.reason = VW_PASS_IP_RULE;
+        a.detail += "user-space ip rule " + prefix;
+        return a;
+    };
+    if (client.is_v6()) {
+        for (const auto& r : vault.ip_rules6)
+            if (r.prefix.contains(client.v6())) return admit(r.prefix.str());
+    } else {
         for (const auto& r : vault.ip_rules)
-            if (r.prefix.contains(client.v4())) {
-                a.admitted = true;
-                a.reason = VW_PASS_IP_RULE;
-                a.detail += "user-space ip rule " + r.prefix.str();
-                return a;
-            }
+            if (r.prefix.contains(client.v4())) return admit(r.prefix.str());
+    }
     a.reason = VW_DROP_NO_RULE;
     a.detail += "no datapath record and no ip rule admits the client";
     return a;

@@ -171,6 +171,11 @@ std::shared_ptr<const GateConfig> GateConfig::build(const rules::RuleFile& rf, G
         for (const auto& pe : v.private_endpoints)
             if (pe.endpoint.proto == rules::Proto::tcp)
                 c->routes[{pe.endpoint.addr, pe.endpoint.port}].push_back({i, true, pe.vni});
+        for (const auto& ep : v.endpoints6)
+            if (ep.proto == rules::Proto::tcp) c->routes[{IpAddress(ep.addr), ep.port}].push_back({i, false, 0});
+        for (const auto& pe : v.private_endpoints6)
+            if (pe.endpoint.proto == rules::Proto::tcp)
+                c->routes[{IpAddress(pe.endpoint.addr), pe.endpoint.port}].push_back({i, true, pe.vni});
     }
     return c;
 }
