@@ -6,9 +6,11 @@
 #include <string>
 
 #include "rules/parser.hpp"
+#include "parse_support.hpp"
 #include "temp_dir.hpp"
 
 using namespace vaultwall::rules;
+using namespace vaultwall::rules::test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -23,37 +25,6 @@ vnets:
       app: 198.19.1.0/24
       data: 198.19.2.0/24
 )";
-
-RuleFile parse(const std::string& text) { return parse_rule_text(text, "t.yaml", "/etc/vw"); }
-
-// Parses text expecting errors; returns them.
-std::vector<Diagnostic> errors_of(const std::string& text) {
-    try {
-        parse(text);
-    } catch (const RuleFileError& e) {
-        return e.diagnostics();
-    }
-    ADD_FAILURE() << "expected RuleFileError for:\n" << text;
-    return {};
-}
-
-// Exactly one error, at line:col, whose message contains `needle`.
-void expect_one_error(const std::string& text, int line, int col, const std::string& needle) {
-    auto d = errors_of(text);
-    ASSERT_EQ(d.size(), 1u) << [&] {
-        std::string s;
-        for (auto& x : d) s += x.str() + "\n";
-        return s;
-    }();
-    EXPECT_EQ(d[0].pos.file, "t.yaml");
-    EXPECT_EQ(d[0].pos.line, line) << d[0].str();
-    EXPECT_EQ(d[0].pos.col, col) << d[0].str();
-    EXPECT_NE(d[0].message.find(needle), std::string::npos) << d[0].str();
-    EXPECT_NE(d[0].str().find("t.yaml:" + std::to_string(line) + ":" + std::to_string(col) +
-                              ": error: "),
-              std::string::npos)
-        << d[0].str();
-}
 
 // A vault block appended after kHeader (which has 9 lines), so vault lines
 // start at 11: "vaults:" is line 10.

@@ -8,9 +8,11 @@
 #include "rules/compiled.hpp"
 #include "rules/parser.hpp"
 #include "rules/validate.hpp"
+#include "parse_support.hpp"
 #include "temp_dir.hpp"
 
 using namespace vaultwall::rules;
+using namespace vaultwall::rules::test;
 
 namespace {
 
@@ -24,30 +26,6 @@ vnets:
       app: [198.19.1.0/24, "2001:2:0:1::/64"]
       v6only: "2001:2:0:2::/64"
 )";
-
-RuleFile parse(const std::string& text) { return parse_rule_text(text, "t.yaml", "/etc/vw"); }
-
-std::vector<Diagnostic> errors_of(const std::string& text) {
-    try {
-        parse(text);
-    } catch (const RuleFileError& e) {
-        return e.diagnostics();
-    }
-    ADD_FAILURE() << "expected RuleFileError for:\n" << text;
-    return {};
-}
-
-void expect_one_error(const std::string& text, int line, int col, const std::string& needle) {
-    auto d = errors_of(text);
-    ASSERT_EQ(d.size(), 1u) << [&] {
-        std::string s;
-        for (auto& x : d) s += x.str() + "\n";
-        return s;
-    }();
-    EXPECT_EQ(d[0].pos.line, line) << d[0].str();
-    EXPECT_EQ(d[0].pos.col, col) << d[0].str();
-    EXPECT_NE(d[0].message.find(needle), std::string::npos) << d[0].str();
-}
 
 // kHeader has 9 lines; "vaults:" is line 10, the vault's keys start at 11.
 std::string with_vault(const std::string& body) {
