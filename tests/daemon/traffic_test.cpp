@@ -527,7 +527,10 @@ TEST_F(TrafficTest, ExplainAgreesWithTrafficForEveryReasonAndMovesNoCounter) {
 // over the overlay with --vni, the kernel beside the reference; bad
 // arguments get the rule file's diagnostics.
 TEST_F(TrafficTest, ExplainTakesIpv6) {
-    start(base_rules());
+    std::string rules = base_rules("[192.0.2.0/24, \"2001:db8:1::/48\"]");
+    const std::string ep = "endpoints: [203.0.113.10:443]";
+    rules.replace(rules.find(ep), ep.size(), "endpoints: [203.0.113.10:443, \"[2001:db8::10]:443\"]");
+    start(rules);
     auto bare = lab.ctl("explain --src 2001:db8::1 --dst 2001:db8::10:443");
     EXPECT_EQ(bare.rc, 1) << bare.out;
     EXPECT_NE(bare.out.find("'2001:db8::10:443' in --dst is ambiguous"), std::string::npos) << bare.out;
@@ -548,5 +551,21 @@ TEST_F(TrafficTest, ExplainTakesIpv6) {
         EXPECT_EQ(e["agree"], true) << args << ": " << e.dump();
         EXPECT_TRUE(e["verdict"] == "pass" || e["verdict"] == "drop") << e.dump();
     }
+    // An IPv6 rule admits, and both sides name it; everyone else is dropped.
+    auto in = Json::parse(lab.ctl("explain --json --src 2001:db8:1::10 --dst [2001:db8::10]:443").out);
+    EXPECT_EQ(in["verdict"], "pass") << in.dump();
+    EXPECT_EQ(in["reason"], "ip_rule") << in.dump();
+    EXPECT_EQ(in["vault"], "alpha") << in.dump();
+    EXPECT_EQ(in["rule"], "2001:db8:1::/48") << in.dump();
+    EXPECT_EQ(in["reference"]["rule"], "2001:db8:1::/48") << in.dump();
+    EXPECT_EQ(in["agree"], true) << in.dump();
+    auto out = Json::parse(lab.ctl("explain --json --src 2001:db8::1 --dst [2001:db8::10]:443").out);
+    EXPECT_EQ(out["verdict"], "drop") << out.dump();
+    EXPECT_EQ(out["reason"], "no_rule") << out.dump();
+    EXPECT_EQ(out["vault"], "alpha") << out.dump();
+    EXPECT_EQ(out["agree"], true) << out.dump();
+    auto text = lab.ctl("explain --src 2001:db8:1::10 --dst [2001:db8::10]:443");
+    EXPECT_EQ(text.rc, 0) << text.out;
+    EXPECT_NE(text.out.find("2001:db8:1::/48"), std::string::npos) << text.out;
     EXPECT_EQ(vaultwall::daemon::stats_json(lab.counters()), vaultwall::daemon::stats_json(c0));
 }

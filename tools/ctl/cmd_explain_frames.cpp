@@ -38,16 +38,17 @@ std::vector<Json> explain_live(const std::string& socket, const std::string& dev
     return out;
 }
 
-namespace {
-
 std::string flow_text(const Json& f) {
-    if (f.is_null()) return "(no IPv4 header)";
-    auto ep = [&](const char* a, const char* p) { return f[a].get<std::string>() + (f[p].is_null() ? "" : ":" + f[p].dump()); };
+    if (f.is_null()) return "(no IP header)";
+    // An IPv6 address before a port is bracketed, as in [2001:db8::10]:443.
+    auto ep = [&](const char* a, const char* p) {
+        const std::string addr = f[a].get<std::string>();
+        if (f[p].is_null()) return addr;
+        return (addr.find(':') != std::string::npos ? "[" + addr + "]" : addr) + ":" + f[p].dump();
+    };
     return opt_str(f["protocol"]) + " " + ep("src", "sport") + " -> " + ep("dst", "dport") +
            (f.value("vxlan", false) ? " (inner, VXLAN)" : "");
 }
-
-}  // namespace
 
 int explain_frames(const Globals& g, const std::vector<std::string>& hex_frames, const std::string& pcap,
                    const std::string& dev, bool json) {

@@ -104,10 +104,7 @@ int run(const Globals& g, const Options& o) {
                 std::printf("... %zu more (--show 0 for all, --json for everything)\n", changes.size() - o.show);
                 break;
             }
-            const Json& f = c["flow"];
-            std::string flow = f.is_null() ? "(no IPv4 header)"
-                                           : opt_str(f["protocol"]) + " " + opt_str(f["src"]) + " -> " + opt_str(f["dst"]) +
-                                                 (f["dport"].is_null() ? "" : ":" + f["dport"].dump());
+            std::string flow = flow_text(c["flow"]);
             if (c["vni"].get<std::uint32_t>()) flow += " vni " + c["vni"].dump();
             std::printf("%-6s %-44s %-30s %s\n", c["index"].dump().c_str(), flow.c_str(), label(c["live"]).c_str(),
                         label(c["file"]).c_str());

@@ -38,6 +38,10 @@ int explain_frames(const Globals& g, const std::vector<std::string>& hex_frames,
 // "-" for null, a string as it is, anything else as JSON.
 std::string opt_str(const daemon::Json& j);
 
+// A flow as daemon::flow_json gives it, for people: "tcp 192.0.2.10:40000 ->
+// 203.0.113.10:443", "tcp [2001:db8:1::10]:40000 -> [2001:db8::10]:443".
+std::string flow_text(const daemon::Json& flow);
+
 // The daemon's request/answer; throws std::runtime_error with its error.
 daemon::Json ask(const std::string& socket, const daemon::Json& request);
 

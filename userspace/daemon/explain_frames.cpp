@@ -11,6 +11,7 @@
 #include "common/reasons.hpp"
 #include "daemon/daemon.hpp"
 #include "rules/ipv4.hpp"
+#include "rules/ipv6.hpp"
 
 namespace vaultwall::daemon {
 
@@ -18,17 +19,23 @@ LiveExplainer::LiveExplainer(const bpfmaps::Datapath& dp, const bpfmaps::Install
                              const rules::CompiledRuleSet& set, const reference::Classifier& ref)
     : dp_(dp), inst_(inst), set_(set), ref_(ref) {
     for (const auto& r : inst_.live_rules()) rule_prefix_[r.rule_id] = rules::Ipv4Prefix{r.addr, r.len}.str();
+    // IPv6 rules share the id space (bpfmaps/installer.hpp): one map for both.
+    for (const auto& r : inst_.live_rules6()) rule_prefix_[r.rule_id] = r.prefix.str();
 }
 
 Json flow_json(const reference::FlowFacts& f) {
-    if (!f.ipv4) return nullptr;
+    if (!f.ipv4 && !f.ipv6) return nullptr;
     const bool ports = f.proto == 6 || f.proto == 17;
-    return {{"src", rules::format_ipv4(f.src)},
-            {"dst", rules::format_ipv4(f.dst)},
+    // ICMP's protocol number differs by family (1 for IPv4, 58 for IPv6).
+    const bool icmp = f.proto == (f.ipv6 ? 58 : 1);
+    return {{"src", f.ipv6 ? rules::format_ipv6(f.src6) : rules::format_ipv4(f.src)},
+            {"dst", f.ipv6 ? rules::format_ipv6(f.dst6) : rules::format_ipv4(f.dst)},
             {"sport", ports ? Json(f.sport) : Json(nullptr)},
             {"dport", ports ? Json(f.dport) : Json(nullptr)},
-            {"protocol", f.proto == 6 ? Json("tcp") : f.proto == 17 ? Json("udp") : f.proto == 1 ? Json("icmp")
-                                                                                           : Json(f.proto)},
+            {"protocol", f.proto == 6    ? Json("tcp")
+                         : f.proto == 17 ? Json("udp")
+                         : icmp          ? Json(f.ipv6 ? "icmpv6" : "icmp")
+                                         : Json(f.proto)},
             {"vxlan", f.vxlan}};
 }
 
@@ -44,6 +51,7 @@ Json LiveExplainer::explain(std::span<const std::uint8_t> frame) const {
     }
     const auto rv = ref_.classify(frame.data(), frame.size());
     if (rv.rule >= 0) rrule = set_.rules[static_cast<std::size_t>(rv.rule)].prefix.str();
+    if (rv.rule6 >= 0) rrule = set_.rules6[static_cast<std::size_t>(rv.rule6)].prefix.str();
     if (rv.vault >= 0) rvault = set_.vaults[static_cast<std::size_t>(rv.vault)].name;
     // The kernel's action must say what its reason says, and both must match
     // the reference.

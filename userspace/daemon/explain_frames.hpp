@@ -36,11 +36,13 @@ private:
     const bpfmaps::Installer& inst_;
     const rules::CompiledRuleSet& set_;
     const reference::Classifier& ref_;
-    std::map<std::uint32_t, std::string> rule_prefix_;  // live rule id -> "192.0.2.0/24"
+    std::map<std::uint32_t, std::string> rule_prefix_;  // live rule id -> "192.0.2.0/24", "2001:db8::/32"
 };
 
-// What the reference read of a frame: {"src","dst","sport","dport","protocol","vxlan"}
-// (null when the frame has no IPv4 header it could read).
+// What the reference read of a frame: {"src","dst","sport","dport","protocol","vxlan"},
+// IPv6 addresses in RFC 5952 form (null when the frame has no IPv4 or IPv6
+// header it could read). Once an inner frame in VXLAN was read, its flow (of
+// either family, "vxlan": true).
 Json flow_json(const reference::FlowFacts& f);
 
 // Hex digits (whitespace and ':' between bytes allowed) to bytes. Throws
