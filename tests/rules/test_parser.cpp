@@ -627,12 +627,22 @@ vaults:
     EXPECT_TRUE(rf.warnings.empty());
 }
 
-TEST(Parser, ShippedExampleLoadsIfPresent) {
-    fs::path example = fs::path(VW_SOURCE_DIR) / "rules/example.yaml";
-    if (!fs::exists(example)) GTEST_SKIP() << "rules/example.yaml not written yet";
-    auto rf = load_rule_file(example.string());
-    EXPECT_FALSE(rf.vaults.empty());
+// The shipped example loads without a warning, and shows both families
+// (SPEC §11): contoso-prod is dual-stack.
+TEST(Parser, ShippedExampleLoads) {
+    auto rf = load_rule_file((fs::path(VW_SOURCE_DIR) / "rules/example.yaml").string());
+    EXPECT_TRUE(rf.warnings.empty()) << rf.warnings.front();
     EXPECT_FALSE(rf.trusted_services.empty());
+    ASSERT_FALSE(rf.vaults.empty());
+    EXPECT_EQ(rf.host.vteps6.size(), 1u);
+    EXPECT_EQ(rf.vnets.at(0).subnets.at(0).prefixes6.size(), 1u);
+    const auto& prod = rf.vaults.at(0);
+    EXPECT_EQ(prod.name, "contoso-prod");
+    EXPECT_EQ(prod.endpoints.size(), 1u);
+    EXPECT_EQ(prod.endpoints6.size(), 1u);
+    EXPECT_EQ(prod.private_endpoints6.size(), 1u);
+    EXPECT_EQ(prod.ip_rules.size(), 2u);
+    EXPECT_EQ(prod.ip_rules6.size(), 2u);
 }
 
 TEST(Parser, MetricsAndVtepWarnings) {
