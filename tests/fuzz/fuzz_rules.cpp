@@ -14,7 +14,8 @@
 //    takes: the real Installer writes it into the in-memory map backend
 //    (bpfmaps::MemoryMaps) without refusing it, and the set passes the
 //    preconditions checked here too (names, sizes, unique canonical rules,
-//    VNIs, vault indexes); the reference classifier can be built from it;
+//    VNIs, vault indexes, for IPv4 and IPv6 alike); the reference classifier
+//    can be built from it;
 //  - vault names are unique, ignoring case (Key Vault's names are).
 #include <cctype>
 #include <set>
@@ -84,7 +85,29 @@ void check_compiled(const RuleFile& rf, const CompiledRuleSet& set) {
         FUZZ_CHECK(rules.insert({r.vault, r.vni, r.prefix.addr, r.prefix.len}).second, "duplicate compiled rule");
         scopes.insert({r.vault, r.vni});
     }
+    // The IPv6 side (SPEC §11): the same properties over 128-bit prefixes.
+    for (const auto& p : set.vteps6)
+        FUZZ_CHECK(p.len <= 128 && Ipv6Prefix::masked(p.addr, p.len) == p.addr, "IPv6 VTEP prefix with host bits");
+    std::set<std::tuple<std::uint32_t, std::uint32_t, Ipv6Addr, std::uint16_t, int>> eps6;
+    for (const auto& e : set.endpoints6) {
+        FUZZ_CHECK(e.vault < set.vaults.size(), "IPv6 endpoint of vault index %u", e.vault);
+        FUZZ_CHECK(e.is_private == (e.vni != 0), "IPv6 endpoint private=%d with VNI %u", e.is_private, e.vni);
+        FUZZ_CHECK(e.vni < (1u << 24), "IPv6 endpoint VNI %u", e.vni);
+        FUZZ_CHECK(e.proto == Proto::tcp || e.proto == Proto::udp, "IPv6 endpoint protocol %d", int(e.proto));
+        FUZZ_CHECK(eps6.insert({e.vault, e.vni, e.addr, e.port, int(e.proto)}).second, "duplicate IPv6 endpoint");
+    }
+    std::set<std::tuple<std::uint32_t, std::uint32_t, Ipv6Prefix>> rules6;
+    std::set<std::tuple<std::uint32_t, std::uint32_t>> scopes6;  // a map of their own (bpf/maps.h)
+    for (const auto& r : set.rules6) {
+        FUZZ_CHECK(r.vault < set.vaults.size(), "IPv6 rule of vault index %u", r.vault);
+        FUZZ_CHECK(r.vni < (1u << 24), "IPv6 rule VNI %u", r.vni);
+        FUZZ_CHECK(r.prefix.len <= 128 && Ipv6Prefix::masked(r.prefix.addr, r.prefix.len) == r.prefix.addr,
+                   "IPv6 rule prefix with host bits");
+        FUZZ_CHECK(rules6.insert({r.vault, r.vni, r.prefix}).second, "duplicate compiled IPv6 rule");
+        scopes6.insert({r.vault, r.vni});
+    }
     FUZZ_CHECK(scopes.size() <= VW_MAX_SCOPES, "%zu (vault, vni) scopes", scopes.size());
+    FUZZ_CHECK(scopes6.size() <= VW_MAX_SCOPES, "%zu (vault, vni) IPv6 scopes", scopes6.size());
     reference::Classifier ref(set);
     (void)ref;
 }
@@ -140,7 +163,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         installer.install(set);
     } catch (const std::exception& e) {
-        FUZZ_CHECK(set.rules.size() >= (1u << 16) - 1, "the installer refused an accepted file: %s", e.what());
+        FUZZ_CHECK(set.rules.size() + set.rules6.size() >= (1u << 16) - 1, "the installer refused an accepted file: %s",
+                   e.what());
     }
     return 0;
 }
