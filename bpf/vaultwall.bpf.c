@@ -144,7 +144,9 @@ static __always_inline void report_flow(struct xdp_md *ctx, const struct flow *f
 	e->sport = f->l4.sport;
 	e->dport = f->l4.dport;
 	e->bytes = bytes;
-	bpf_ringbuf_submit(e, 0);
+	/* Batched: see VW_DROP_EVENTS_WAKEUP_BYTES. */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&vw_drop_events, BPF_RB_AVAIL_DATA) >= VW_DROP_EVENTS_WAKEUP_BYTES ?
+				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	b->sent++;
 }
 

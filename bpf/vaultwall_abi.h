@@ -327,6 +327,17 @@ struct vw_admission {
  * in vw_event_budget, not sent.
  */
 #define VW_DROP_EVENTS_RING_BYTES (512u * 1024) /* ring buffer size */
+/*
+ * The program wakes the reader only once this much is waiting in the ring;
+ * the reader also reads it every VW_DROP_EVENTS_READ_MS without being woken.
+ * A wakeup per event would cost the host a reader context switch and a
+ * write for every event sent (up to drop_events_per_second per CPU) during a
+ * flood, the CPU the legitimate callers need. At the default rate a reading
+ * interval holds 8 KiB per CPU, so the wakeup is for configured rates far
+ * above it, well before the ring fills.
+ */
+#define VW_DROP_EVENTS_WAKEUP_BYTES (64u * 1024)
+#define VW_DROP_EVENTS_READ_MS 100
 #define VW_NSEC_PER_SEC 1000000000ull
 
 /* Addresses of an event: IPv4 in saddr[0]/daddr[0], IPv6 in all four words. */

@@ -39,7 +39,9 @@ public:
 
     // Adds the ring buffer of `dp`; events from it carry index `source`.
     void add(const Datapath& dp, std::size_t source);
-    // Waits up to `timeout_ms` for events and handles all that are there.
+    // Waits up to `timeout_ms` for a wakeup, then handles all events that are
+    // there (the program wakes the reader only for a batch,
+    // VW_DROP_EVENTS_WAKEUP_BYTES: call this every VW_DROP_EVENTS_READ_MS).
     // Returns how many were handled.
     int poll(int timeout_ms);
     // Handles what is there without waiting.

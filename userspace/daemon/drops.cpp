@@ -218,9 +218,10 @@ void DropMonitor::loop() {
             }
         }
         try {
-            // Short waits: a new reader or stop() is picked up within 100 ms.
-            if (reader) reader->rb->poll(100);
-            else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            // Short waits: events are read, and a new reader or stop() is
+            // picked up, within VW_DROP_EVENTS_READ_MS.
+            if (reader) reader->rb->poll(VW_DROP_EVENTS_READ_MS);
+            else std::this_thread::sleep_for(std::chrono::milliseconds(VW_DROP_EVENTS_READ_MS));
         } catch (const std::exception& e) {
             spdlog::warn("drop events: {}", e.what());
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
