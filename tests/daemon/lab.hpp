@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,6 +178,10 @@ public:
                           " --socket " + sock + " --pin-dir " + pin_root + " " + extra + " >>" + log + " 2>&1";
         pid_t pid = ::fork();
         if (pid == 0) {
+            // Dies with the test process even when ~Lab does not run (a
+            // sanitizer abort, a crash): no daemon left attached holding the
+            // test's fds. sh and nsenter exec, so the setting reaches vaultwalld.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
             ::_exit(127);
         }

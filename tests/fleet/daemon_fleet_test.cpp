@@ -45,6 +45,7 @@ public:
                           log + " 2>&1";
         pid_t pid = ::fork();
         if (pid == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // as in Lab::start_daemon
             ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
             ::_exit(127);
         }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +154,10 @@ void EtcdCluster::spawn(int i) {
     ::unlink((dir_ + "/localhost:" + std::to_string(m.client_port)).c_str());
     pid_t pid = ::fork();
     if (pid == 0) {
+        // Killed with the test process even when its destructors do not run
+        // (a sanitizer abort, a crash): an orphaned etcd would keep its ports
+        // and every fd the test inherited, a held lock file's too.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::chdir(dir_.c_str()) != 0) ::_exit(126);  // the local sockets land here
         int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         ::dup2(fd, 1);
