@@ -5,28 +5,33 @@
 //
 //   vaultwall-bench datapath [--sizes 10,1000,...] [--packets N] [--sweeps N] [--json]
 //   vaultwall-bench datapath6 [--sizes 100000,1000000] [--packets N] [--sweeps N] [--json]
+//   vaultwall-bench datapath-ab --before-obj OBJ [--sizes 1000,...] [--packets N] [--rounds N] [--json]
 //   vaultwall-bench reload   [--sizes 1000,100000,...] [--json]
 //   vaultwall-bench events   [--packets N] [--sweeps N] [--json]
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <linux/bpf.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "bpfmaps/counters.hpp"
 #include "bpfmaps/datapath.hpp"
 #include "bpfmaps/drop_events.hpp"
 #include "bpfmaps/installer.hpp"
@@ -469,6 +474,187 @@ int cmd_datapath6(const std::vector<std::size_t>& sizes, std::size_t packets, in
     return 0;
 }
 
+// Another build's attached program (an older commit's vaultwall.bpf.o),
+// loaded against `dp`'s maps: both programs then classify with the very same
+// rules, and the benchmark alternates between them in one process. Every map
+// of the object must be one of this build's (same name; libbpf refuses a
+// different key or value size at load).
+class OtherMain {
+public:
+    OtherMain(const std::string& path, const bpfmaps::Datapath& dp)
+        : obj_(bpf_object__open_file(path.c_str(), nullptr), bpf_object__close) {
+        if (!obj_) throw std::runtime_error("opening " + path + ": " + std::strerror(errno));
+        bpf_map* m;
+        bpf_object__for_each_map(m, obj_.get()) {
+            if (bpf_map__is_internal(m)) continue;  // .rodata and the like stay its own
+            const std::string name = bpf_map__name(m);
+            const auto* info = std::find_if(std::begin(bpfmaps::kMaps), std::end(bpfmaps::kMaps),
+                                            [&](const bpfmaps::MapInfo& i) { return name == i.name; });
+            if (info == std::end(bpfmaps::kMaps))
+                throw std::runtime_error(path + ": map " + name + " is not one of this build's maps");
+            if (int err = bpf_map__reuse_fd(m, dp.map_fd(info->map)))
+                throw std::runtime_error(path + ": reusing map " + name + ": " + std::strerror(-err));
+        }
+        bpf_program* main = bpf_object__find_program_by_name(obj_.get(), "xdp_vaultwall");
+        if (!main) throw std::runtime_error(path + " has no program xdp_vaultwall");
+        bpf_program* p;
+        bpf_object__for_each_program(p, obj_.get()) bpf_program__set_autoload(p, p == main);
+        if (int err = bpf_object__load(obj_.get()))
+            throw std::runtime_error("loading " + path + ": " + std::strerror(-err));
+        fd_ = bpf_program__fd(main);
+    }
+    int fd() const { return fd_; }
+
+private:
+    std::unique_ptr<bpf_object, decltype(&bpf_object__close)> obj_;
+    int fd_ = -1;
+};
+
+// Packets by verdict reason and vault: what a run of the working set did.
+std::vector<std::uint64_t> verdict_packets(const bpfmaps::Datapath& dp, const std::vector<std::uint32_t>& vault_ids) {
+    auto snap = bpfmaps::read_counters(dp, vault_ids);
+    std::vector<std::uint64_t> out;
+    for (const auto& c : snap.global) out.push_back(c.packets);
+    for (const auto& [id, counts] : snap.vaults)
+        for (const auto& c : counts) out.push_back(c.packets);
+    return out;
+}
+
+struct Quantiles {
+    double min, q1, median, q3, max;
+};
+Quantiles quantiles(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {  // linear between the closest ranks
+        const double pos = q * double(v.size() - 1);
+        const auto lo = static_cast<std::size_t>(pos);
+        const std::size_t hi = std::min(lo + 1, v.size() - 1);
+        return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+    };
+    return {v.front(), at(0.25), at(0.5), at(0.75), v.back()};
+}
+
+json quantiles_json(const std::vector<double>& v) {
+    const auto q = quantiles(v);
+    return {{"min", q.min}, {"q1", q.q1}, {"median", q.median}, {"q3", q.q3}, {"max", q.max}};
+}
+
+// IPv4 before and after: this build's program ("after") against another
+// build's ("before", OtherMain), on the same maps and working sets, in many
+// short rounds. A round measures the XDP_DROP floor, both programs (the order
+// swapped every round, so a drift in the machine's speed hits both alike) and
+// the floor again; its ratio is after / before, raw and over the round's
+// floor. Rounds are the unit: the median ratio and its spread over rounds are
+// the result, not one long measurement that a burst of load could skew. Each
+// round also checks that both programs counted the same packets under the
+// same reasons and vaults.
+int cmd_datapath_ab(const std::string& before_obj, const std::vector<std::size_t>& sizes, std::size_t packets,
+                    int rounds, bool as_json) {
+    std::mt19937_64 rng(44);
+    json results = json::array();
+    struct Shape {
+        const char* name;
+        bool vxlan;
+    };
+    // spread: make_flows (85% inside one of the destination vault's rules);
+    // hot: one source (inside a rule) for every packet, ports varying;
+    // nomatch: sources in 192.0.2.0/24, which no rule holds.
+    const Shape shapes[] = {{"spread", false}, {"hot", false}, {"nomatch", false}, {"vxlan-spread", true}};
+    // One CPU: the driver's cursor is per CPU, so a run that migrated midway
+    // (the kernel may reschedule inside a long repeat) would restart the
+    // working set on the other CPU, and the two programs would no longer see
+    // the same packets.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof(one), &one)) throw std::runtime_error("pinning to one CPU failed");
+    constexpr std::uint32_t kPasses = 3;  // passes over the working set a measurement
+    if (!as_json)
+        std::printf("datapath-ab: after = this build, before = %s; %d rounds, %zu packets a working set, "
+                    "%u passes a measurement, on CPU %d\n",
+                    before_obj.c_str(), rounds, packets, kPasses, sched_getcpu());
+    for (std::size_t n : sizes) {
+        for (bool vxlan : {false, true}) {
+            auto rules = make_rules(n, vxlan ? kVni : 0, rng);
+            auto dp = bpfmaps::Datapath::open_and_load({.max_rules = static_cast<std::uint32_t>(n + 1024)});
+            bpfmaps::Installer installer(*dp);
+            auto rep = installer.install(rules);
+            OtherMain before(before_obj, *dp);
+            for (const auto& shape : shapes) {
+                if (shape.vxlan != vxlan) continue;
+                std::vector<packet::Flow> flows;
+                const std::string sname = shape.name;
+                if (sname == "hot") {
+                    const auto& r = rules.rules[rng() % rules.rules.size()];
+                    for (std::size_t i = 0; i < packets; ++i)
+                        flows.push_back({r.prefix.addr, endpoint_addr(r.vault), static_cast<std::uint16_t>(1024 + i % 60000), 443});
+                } else if (sname == "nomatch") {
+                    for (std::size_t i = 0; i < packets; ++i)
+                        flows.push_back({0xC0000200u | std::uint32_t(rng() % 256), endpoint_addr(std::uint32_t(rng() % kVaults)),
+                                         static_cast<std::uint16_t>(1024 + rng() % 60000), 443});
+                } else {
+                    flows = make_flows(rules, packets, rng);
+                }
+                Bench base(flows, vxlan, 16);
+                const int drop_fd = bpf_program__fd(base.skel->progs.xdp_drop_only);
+                std::vector<double> b_ns, a_ns, floor_ns, ratio, ratio_over;
+                for (int r = 0; r < rounds; ++r) {
+                    const double f0 = base.ns_per_packet(drop_fd, kPasses);
+                    double nb = 0, na = 0;
+                    std::vector<std::uint64_t> vb, va;
+                    auto run = [&](bool after) {
+                        auto c0 = verdict_packets(*dp, rep.vault_ids);
+                        const double ns = base.ns_per_packet(after ? dp->main_prog_fd() : before.fd(), kPasses);
+                        auto c1 = verdict_packets(*dp, rep.vault_ids);
+                        for (std::size_t i = 0; i < c1.size(); ++i) c1[i] -= c0[i];
+                        (after ? na : nb) = ns;
+                        (after ? va : vb) = std::move(c1);
+                    };
+                    run(r % 2 == 1);
+                    run(r % 2 == 0);
+                    const double f1 = base.ns_per_packet(drop_fd, kPasses);
+                    if (va != vb) {
+                        std::string d;
+                        for (std::size_t i = 0; i < va.size(); ++i)
+                            if (va[i] != vb[i])
+                                d += " [" + std::to_string(i) + "] after " + std::to_string(va[i]) + " before " +
+                                     std::to_string(vb[i]);
+                        throw std::runtime_error("before and after counted different verdicts (" + sname + ", " +
+                                                 std::to_string(n) + " rules, round " + std::to_string(r) + "):" + d);
+                    }
+                    const double f = (f0 + f1) / 2;
+                    b_ns.push_back(nb);
+                    a_ns.push_back(na);
+                    floor_ns.push_back(f);
+                    ratio.push_back(na / nb);
+                    ratio_over.push_back((na - f) / (nb - f));
+                }
+                json j = {{"rules", n},
+                          {"shape", sname},
+                          {"packets", flows.size()},
+                          {"rounds", rounds},
+                          {"before_ns", quantiles_json(b_ns)},
+                          {"after_ns", quantiles_json(a_ns)},
+                          {"floor_ns", quantiles_json(floor_ns)},
+                          {"after_over_before", quantiles_json(ratio)},
+                          {"after_over_before_above_floor", quantiles_json(ratio_over)}};
+                results.push_back(j);
+                if (!as_json) {
+                    const auto q = quantiles(ratio), qo = quantiles(ratio_over);
+                    std::printf("ipv4 %-12s %8zu rules: before %6.1f ns  after %6.1f ns  floor %5.1f ns  "
+                                "after/before %.3f (IQR %.3f-%.3f, min-max %.3f-%.3f)  above floor %.3f "
+                                "(IQR %.3f-%.3f)\n",
+                                shape.name, n, median(b_ns), median(a_ns), median(floor_ns), q.median, q.q1, q.q3,
+                                q.min, q.max, qo.median, qo.q1, qo.q3);
+                    std::fflush(stdout);
+                }
+            }
+        }
+    }
+    if (as_json) std::cout << results.dump(2) << "\n";
+    return 0;
+}
+
 // The reload benchmark's rules as the parser hands them to the compiler:
 // kVaults vaults, each with its endpoint and a share of n unique ip rules in
 // random file order, the same shapes as make_rules.
@@ -560,6 +746,16 @@ int main(int argc, char** argv) {
     dp6->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     dp6->add_option("--sweeps", sweeps, "sweeps over the working set (median reported)")->check(CLI::Range(1, 100));
     dp6->add_flag("--json", as_json, "JSON output");
+    std::string before_obj;
+    int rounds = 21;
+    auto* abc = app.add_subcommand("datapath-ab", "IPv4 ns/packet of this build's program against another build's "
+                                                  "object, alternating in short rounds on the same maps");
+    abc->add_option("--before-obj", before_obj, "the other build's vaultwall.bpf.o")->required()->check(CLI::ExistingFile);
+    abc->add_option("--sizes", sizes, "IPv4 rule-set sizes")->delimiter(',')->default_str("1000,100000,1000000");
+    abc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
+    abc->add_option("--rounds", rounds, "alternating rounds (median and spread of their ratios reported)")
+        ->check(CLI::Range(1, 1000));
+    abc->add_flag("--json", as_json, "JSON output");
     auto* evc = app.add_subcommand("events", "datapath cost of denied-flow events: off, at the limit, past it");
     evc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     evc->add_option("--sweeps", sweeps, "sweeps (median reported)")->check(CLI::Range(1, 100));
@@ -576,6 +772,10 @@ int main(int argc, char** argv) {
         if (dp6->parsed()) {
             if (sizes.empty()) sizes = {100000, 1000000};
             return cmd_datapath6(sizes, packets, sweeps, as_json);
+        }
+        if (abc->parsed()) {
+            if (sizes.empty()) sizes = {1000, 100000, 1000000};
+            return cmd_datapath_ab(before_obj, sizes, packets, rounds, as_json);
         }
         if (evc->parsed()) return cmd_events(packets, sweeps, as_json);
         if (sizes.empty()) sizes = {1000, 100000, 1000000};
