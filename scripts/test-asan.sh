@@ -28,7 +28,7 @@ ALL=(
   # the lab VM's provisioning output checked with the gate's JWT and config code
   test_vagrant_provision
   # the gate: unit, proxy against the ASan vaultwall-labvault, labvault
-  gate_unit_tests gate_proxy_tests labvault_tests
+  gate_unit_tests gate_proxy_tests labvault_tests gate_limits_tests
 )
 # Test binaries of tests/ not yet run under the sanitizers: neither built nor
 # run here until one has run clean (then it moves to ALL). Session 5 built the
@@ -36,10 +36,17 @@ ALL=(
 # not in time to run these (docs/hardening.md). Nothing in them is known to
 # fail under ASan.
 PENDING=(
-  gate_limits_tests gate_jwks_remote_tests gate_sdk_tests
+  gate_jwks_remote_tests gate_sdk_tests
   installer_test stride_tables_test datapath_test drop_events_test ipv6_datapath_test differential_test
   fleet_etcd_test fleet_publish_test fleet_agent_test
   notify_test daemon_test explain_frames_test fleet_daemon_test
+)
+# gtest filters for tests that measure what the sanitizers change, not our code.
+declare -A FILTER=(
+  # RSS per idle TLS connection measures the allocator: 131 KiB under ASan
+  # (its redzones and quarantine; mallinfo2 sees none of its heap) against
+  # 76 KiB with glibc's; the bound is asserted in the normal build.
+  [gate_limits_tests]=-Limits.IdleTlsConnectionMemoryIsBounded
 )
 if [ $# -gt 0 ]; then TESTS=("$@"); else TESTS=("${ALL[@]}"); fi
 
@@ -87,7 +94,7 @@ for t in "${TESTS[@]}"; do
   echo "===== asan: $t"
   start=$(date +%s)
   set +e
-  "$BUILD/bin/$t" --gtest_brief=1 2>&1 | tee "$OUT/$t.log"
+  "$BUILD/bin/$t" --gtest_brief=1 ${FILTER[$t]:+"--gtest_filter=${FILTER[$t]}"} 2>&1 | tee "$OUT/$t.log"
   rc=${PIPESTATUS[0]}
   set -e
   if [ "$rc" -ne 0 ]; then
