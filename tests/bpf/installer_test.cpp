@@ -6,11 +6,17 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <set>
+
 #include "bpfmaps/image.hpp"
 #include "bpfmaps/installer.hpp"
 #include "bpfmaps/map_backend.hpp"
 #include "rules/compiled.hpp"
 #include "rules/ipv4.hpp"
+#include "rules/ipv6.hpp"
 
 using namespace vaultwall;
 using bpfmaps::Map;
@@ -215,15 +221,16 @@ TEST(Installer, AnEditTranslatesAsTheFullTranslationWould) {
     inst.install(rule_set({{"alpha", {"192.0.2.0/24", "198.51.100.7/32"}}, {"beta", {"192.0.2.0/24"}}}));
     const auto edited = rule_set({{"alpha", {"192.0.2.0/24", "198.51.100.8/32", "203.0.113.0/25"}}, {"beta", {"192.0.2.0/24"}}});
     auto full = inst.prepare(edited);
-    auto edit = inst.prepare_edit("alpha", {pfx("198.51.100.8/32"), pfx("203.0.113.0/25")}, {pfx("198.51.100.7/32")});
+    auto edit = inst.prepare_edit("alpha", {.add = {pfx("198.51.100.8/32"), pfx("203.0.113.0/25")},
+                                            .remove = {pfx("198.51.100.7/32")}});
     EXPECT_EQ(*edit.t.image.rules, *full.t.image.rules);
     EXPECT_EQ(edit.t.upserts, full.t.upserts);
     EXPECT_EQ(edit.t.removals, full.t.removals);
     EXPECT_EQ(edit.t.fresh_rule_ids, full.t.fresh_rule_ids);
     EXPECT_EQ(edit.t.image.vault_flags, full.t.image.vault_flags);
     EXPECT_EQ(edit.rules, 4u);
-    EXPECT_THROW(inst.prepare_edit("alpha", {pfx("192.0.2.0/24")}, {}), std::invalid_argument);
-    EXPECT_THROW(inst.prepare_edit("nosuch", {pfx("10.0.0.0/8")}, {}), std::invalid_argument);
+    EXPECT_THROW(inst.prepare_edit("alpha", {.add = {pfx("192.0.2.0/24")}}), std::invalid_argument);
+    EXPECT_THROW(inst.prepare_edit("nosuch", {.add = {pfx("10.0.0.0/8")}}), std::invalid_argument);
     // And it installs.
     inst.write_idle(edit);
     inst.flip(edit);
@@ -232,5 +239,327 @@ TEST(Installer, AnEditTranslatesAsTheFullTranslationWould) {
     for (std::uint32_t set = 0; set < VW_SETS; ++set) {
         EXPECT_TRUE(rule_in_map(f.maps, set, 1, "203.0.113.0/25")) << set;
         EXPECT_FALSE(rule_in_map(f.maps, set, 1, "198.51.100.7/32")) << set;
+    }
+}
+
+// IPv6 and mixed edits (`rule add|remove` with IPv6 prefixes): the same
+// one-pass path as IPv4's, so an edit must give exactly what a full
+// translation and install of the edited set gives, map for map, also when a
+// prefix length appears, when the last rule of a length goes, when the
+// scope's lengths cross VW_SCOPE6_MAX_LENS (hash probes <-> the trie) either
+// way, and when a vault's last IPv6 rule goes or its first arrives.
+namespace {
+
+rules::Ipv6Prefix pfx6(const char* s) { return rules::parse_ipv6_prefix(s)->prefix; }
+
+// Every entry of every map, and the stride blocks, as bytes: two backends
+// that compare equal cannot be told apart by a datapath reading them.
+struct MapDump {
+    std::map<std::pair<int, std::string>, std::string> entries;
+    std::string blocks;
+    bool operator==(const MapDump&) const = default;
+};
+MapDump dump(bpfmaps::MemoryMaps& m) {
+    MapDump d;
+    for (const auto& info : bpfmaps::kMaps)
+        m.for_each_key(info.map, [&](const void* k) {
+            std::string value(info.value_size, '\0');
+            m.lookup(info.map, k, value.data());
+            d.entries[{static_cast<int>(info.map), std::string(static_cast<const char*>(k), info.key_size)}] = value;
+        });
+    d.blocks.assign(reinterpret_cast<const char*>(m.stride_blocks()),
+                    std::size_t(m.lookup_blocks()) * VW_SETS * sizeof(vw_stride_block));
+    return d;
+}
+
+// rule id of an IPv6 prefix in `map` (the trie's record or the lookup hash).
+std::optional<std::uint32_t> rule6_in_map(const bpfmaps::MapBackend& m, Map map, std::uint32_t set,
+                                          std::uint32_t vault_id, const char* prefix) {
+    auto p = pfx6(prefix);
+    vw_rule6_key k{};
+    k.prefixlen = VW_RULE_KEY_FIXED_BITS + p.len;
+    k.set = set;
+    k.vault_id = vault_id;
+    std::memcpy(k.addr, p.addr.data(), sizeof(k.addr));
+    std::uint32_t id = 0;
+    if (!m.get(map, k, id)) return std::nullopt;
+    return id;
+}
+
+vw_scope6 scope6_in_map(const bpfmaps::MapBackend& m, std::uint32_t set, std::uint32_t vault_id) {
+    vw_scope6 v;
+    std::memset(&v, 0, sizeof(v));
+    m.get(Map::scopes6, vw_scope_key{set, vault_id, 0}, v);
+    return v;
+}
+
+bool same_scopes(const std::map<std::uint64_t, vw_scope6>& a, const std::map<std::uint64_t, vw_scope6>& b) {
+    if (a.size() != b.size()) return false;
+    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
+        if (i->first != j->first || std::memcmp(&i->second, &j->second, sizeof(vw_scope6)) != 0) return false;
+    return true;
+}
+
+// alpha and beta, both dual-stack (an IPv6 endpoint each).
+rules::CompiledRuleSet dual_stack(const std::vector<const char*>& alpha4, const std::vector<const char*>& alpha6,
+                                  const std::vector<const char*>& beta6) {
+    auto s = rule_set({{"alpha", alpha4}, {"beta", {"192.0.2.0/24"}}});
+    for (std::uint32_t v = 0; v < 2; ++v) {
+        auto ep = pfx6("2001:db8:ffff::10/128").addr;
+        ep[15] = std::uint8_t(0x10 + v);
+        s.endpoints6.push_back({v, 0, ep, 443, rules::Proto::tcp, false});
+    }
+    for (const char* r : alpha6) s.rules6.push_back({0, 0, pfx6(r), "ip_rules"});
+    for (const char* r : beta6) s.rules6.push_back({1, 0, pfx6(r), "ip_rules"});
+    return s;
+}
+
+// `e` applied to vault `v`'s ip rules of the compiled set, as a reload of the
+// edited file would compile them.
+void apply(rules::CompiledRuleSet& s, std::uint32_t v, const bpfmaps::RuleEdit& e) {
+    std::erase_if(s.rules, [&](const rules::CompiledRule& r) {
+        return r.vault == v && r.vni == 0 && std::find(e.remove.begin(), e.remove.end(), r.prefix) != e.remove.end();
+    });
+    std::erase_if(s.rules6, [&](const rules::CompiledRule6& r) {
+        return r.vault == v && r.vni == 0 && std::find(e.remove6.begin(), e.remove6.end(), r.prefix) != e.remove6.end();
+    });
+    for (const auto& p : e.add) s.rules.push_back({v, 0, p, "ip_rules"});
+    for (const auto& p : e.add6) s.rules6.push_back({v, 0, p, "ip_rules"});
+}
+
+// Two datapaths with the same history: `edited` takes each change through
+// prepare_edit, `reloaded` through a full prepare of the edited set.
+struct Twins {
+    bpfmaps::MemoryMaps a{4096, 256}, b{4096, 256};
+    std::optional<bpfmaps::Installer> edited, reloaded;
+    rules::CompiledRuleSet set;
+    explicit Twins(rules::CompiledRuleSet s) : set(std::move(s)) {
+        std::uint32_t zero = 0;
+        for (auto* m : {&a, &b}) m->put(Map::state, zero, vw_state{}, "init");
+        edited.emplace(a);
+        reloaded.emplace(b);
+        edited->install(set);
+        reloaded->install(set);
+    }
+    // One edit of alpha down both paths; the plans and then every map must agree.
+    void edit(const bpfmaps::RuleEdit& e, const std::string& what) {
+        SCOPED_TRACE(what);
+        apply(set, 0, e);
+        auto full = reloaded->prepare(set);
+        const auto writes = a.writes;
+        auto plan = edited->prepare_edit("alpha", e);
+        EXPECT_EQ(a.writes, writes) << "prepare_edit writes nothing";
+        EXPECT_EQ(*plan.t.image.rules, *full.t.image.rules);
+        EXPECT_EQ(*plan.t.image.rules6, *full.t.image.rules6);
+        EXPECT_TRUE(same_scopes(plan.t.image.scopes6, full.t.image.scopes6));
+        EXPECT_EQ(plan.t.upserts, full.t.upserts);
+        EXPECT_EQ(plan.t.removals, full.t.removals);
+        EXPECT_EQ(plan.t.upserts6, full.t.upserts6);
+        EXPECT_EQ(plan.t.removals6, full.t.removals6);
+        EXPECT_EQ(plan.t.fresh_rule_ids, full.t.fresh_rule_ids) << "one id space, IPv4 first";
+        EXPECT_EQ(plan.t.image.drop_events_per_second, full.t.image.drop_events_per_second);
+        EXPECT_EQ(plan.t.image.endpoints6.size(), full.t.image.endpoints6.size());
+        EXPECT_EQ(plan.rules, full.rules);
+        ASSERT_EQ(plan.t.diff.size(), full.t.diff.size());
+        for (std::size_t i = 0; i < plan.t.diff.size(); ++i) {
+            EXPECT_EQ(plan.t.diff[i].vault, full.t.diff[i].vault);
+            EXPECT_EQ(plan.t.diff[i].rules_added, full.t.diff[i].rules_added);
+            EXPECT_EQ(plan.t.diff[i].rules_removed, full.t.diff[i].rules_removed);
+        }
+        for (auto [inst, p] : {std::pair{&*edited, &plan}, std::pair{&*reloaded, &full}}) {
+            inst->write_idle(*p);
+            inst->flip(*p);
+            inst->finish(*p);
+        }
+        EXPECT_TRUE(dump(a) == dump(b)) << "the maps after the edit differ from those after a full install";
+    }
+};
+
+}  // namespace
+
+TEST(Installer, Ipv6EditsWriteWhatAFullInstallWould) {
+    Twins t(dual_stack({"192.0.2.0/24"}, {"2001:db8:1::/48", "2001:db8:2::1/128"}, {"2001:db8:1::/48"}));
+    const std::uint32_t alpha = *t.edited->vault_id("alpha");
+    auto lens = [&](std::uint32_t set) {
+        const vw_scope6 v = scope6_in_map(t.a, set, alpha);
+        return std::vector<int>(v.lens, v.lens + v.nlens);
+    };
+    const std::uint32_t live = state(t.a).active_set;
+    ASSERT_EQ(lens(live), (std::vector<int>{128, 48}));
+
+    t.edit({.add6 = {pfx6("2001:db8:1:2::/64")}}, "a new prefix length");
+    for (std::uint32_t set = 0; set < VW_SETS; ++set) {
+        EXPECT_EQ(lens(set), (std::vector<int>{128, 64, 48})) << set;
+        EXPECT_TRUE(rule6_in_map(t.a, Map::rules6_hash, set, alpha, "2001:db8:1:2::/64")) << set;
+        EXPECT_TRUE(rule6_in_map(t.a, Map::rules6, set, alpha, "2001:db8:1:2::/64")) << set;
+    }
+    t.edit({.remove6 = {pfx6("2001:db8:2::1/128")}}, "the last rule of a length");
+    EXPECT_EQ(lens(0), (std::vector<int>{64, 48}));
+    EXPECT_FALSE(rule6_in_map(t.a, Map::rules6_hash, 0, alpha, "2001:db8:2::1/128"));
+    EXPECT_FALSE(rule6_in_map(t.a, Map::rules6, 1, alpha, "2001:db8:2::1/128"));
+
+    // Mixed: the IPv4 half takes its fresh id before the IPv6 half, as a reload does.
+    t.edit({.add = {pfx("198.51.100.7/32")}, .remove = {pfx("192.0.2.0/24")}, .add6 = {pfx6("2001:db8:3::/56")}},
+           "mixed");
+    EXPECT_LT(*rule_in_map(t.a, 0, alpha, "198.51.100.7/32"), *rule6_in_map(t.a, Map::rules6, 0, alpha, "2001:db8:3::/56"));
+
+    // Up to 16 lengths the scope probes the hash; the 17th sends it to the trie.
+    std::vector<std::string> more;
+    for (int len = 65; len <= 77; ++len) more.push_back("2001:db8:4::/" + std::to_string(len));
+    bpfmaps::RuleEdit to16;
+    for (const auto& m : more) to16.add6.push_back(pfx6(m.c_str()));
+    t.edit(to16, "sixteen lengths");
+    EXPECT_EQ(lens(0).size(), std::size_t(VW_SCOPE6_MAX_LENS));
+    EXPECT_EQ(scope6_in_map(t.a, 0, alpha).flags, 0u);
+    t.edit({.add6 = {pfx6("2001:db8:5::/100")}}, "the seventeenth length");
+    for (std::uint32_t set = 0; set < VW_SETS; ++set) {
+        EXPECT_EQ(scope6_in_map(t.a, set, alpha).flags, std::uint32_t(VW_SCOPE_TRIE)) << set;
+        // Both tables still hold every rule, whatever the flag says.
+        EXPECT_TRUE(rule6_in_map(t.a, Map::rules6_hash, set, alpha, "2001:db8:5::/100")) << set;
+        EXPECT_TRUE(rule6_in_map(t.a, Map::rules6, set, alpha, "2001:db8:4::/70")) << set;
+    }
+    t.edit({.remove6 = {pfx6("2001:db8:4::/70")}}, "back to sixteen");
+    EXPECT_EQ(scope6_in_map(t.a, 0, alpha).flags, 0u);
+    EXPECT_EQ(lens(1).size(), std::size_t(VW_SCOPE6_MAX_LENS));
+
+    // alpha's last IPv6 rules go: its scope goes; beta's stays.
+    bpfmaps::RuleEdit all;
+    for (const auto& r : t.set.rules6)
+        if (r.vault == 0) all.remove6.push_back(r.prefix);
+    t.edit(all, "the vault's last IPv6 rules");
+    for (std::uint32_t set = 0; set < VW_SETS; ++set) {
+        vw_scope6 v;
+        EXPECT_FALSE(t.a.get(Map::scopes6, vw_scope_key{set, alpha, 0}, v)) << set;
+        EXPECT_TRUE(t.a.get(Map::scopes6, vw_scope_key{set, *t.edited->vault_id("beta"), 0}, v)) << set;
+    }
+    t.edit({.add6 = {pfx6("2001:db8:1::/48")}}, "a first IPv6 rule again");
+    EXPECT_EQ(lens(0), (std::vector<int>{48}));
+}
+
+// A random walk of edits of both families, each checked against the full
+// install as above (lengths 40..128, so the scope crosses 16 lengths often).
+TEST(Installer, RandomMixedEditsWriteWhatAFullInstallWould) {
+    Twins t(dual_stack({"192.0.2.0/24"}, {"2001:db8::/48"}, {"2001:db8::/48"}));
+    std::mt19937 rng(11);
+    auto u = [&](std::uint32_t n) { return std::uniform_int_distribution<std::uint32_t>(0, n - 1)(rng); };
+    int crossings = 0;
+    bool was_trie = false;
+    for (int step = 0; step < 60; ++step) {
+        bpfmaps::RuleEdit e;
+        std::set<rules::Ipv4Prefix> live4, add4;
+        std::set<rules::Ipv6Prefix> live6, add6;
+        for (const auto& r : t.set.rules)
+            if (r.vault == 0 && r.vni == 0) live4.insert(r.prefix);
+        for (const auto& r : t.set.rules6)
+            if (r.vault == 0 && r.vni == 0) live6.insert(r.prefix);
+        for (std::uint32_t i = 0, n = u(4); i < n; ++i) {
+            const std::uint8_t len = std::uint8_t(24 + u(9));
+            rules::Ipv4Prefix p{(0xC6336400u | u(256)) & rules::Ipv4Prefix::mask(len), len};  // 198.51.100.0/24
+            if (!live4.count(p) && add4.insert(p).second) e.add.push_back(p);
+        }
+        for (std::uint32_t i = 0, n = u(5); i < n; ++i) {
+            const std::uint8_t len = std::uint8_t(40 + u(89));
+            auto a = pfx6("2001:db8::/32").addr;
+            for (int b = 4; b < 16; ++b) a[b] = std::uint8_t(u(4));
+            rules::Ipv6Prefix p{rules::Ipv6Prefix::masked(a, len), len};
+            if (!live6.count(p) && add6.insert(p).second) e.add6.push_back(p);
+        }
+        for (const auto& p : live4)
+            if (u(8) == 0) e.remove.push_back(p);
+        for (const auto& p : live6)
+            if (u(6) == 0) e.remove6.push_back(p);
+        std::sort(e.add.begin(), e.add.end());
+        std::sort(e.add6.begin(), e.add6.end());
+        t.edit(e, "step " + std::to_string(step));
+        if (::testing::Test::HasFailure()) break;
+        vw_scope6 v;
+        const bool trie = t.a.get(Map::scopes6, vw_scope_key{state(t.a).active_set, 1, 0}, v) && v.flags;
+        crossings += step > 0 && trie != was_trie;
+        was_trie = trie;
+    }
+    EXPECT_GE(crossings, 2) << "the walk must cross 16 lengths both ways";
+}
+
+// A refused IPv6 edit writes nothing: already live, not live, given twice,
+// more rules than the datapath's one id space holds, no such vault.
+TEST(Installer, RefusedIpv6EditsChangeNothing) {
+    bpfmaps::MemoryMaps maps{8, 64};  // rule ids 1..7
+    std::uint32_t zero = 0;
+    maps.put(Map::state, zero, vw_state{}, "init");
+    bpfmaps::Installer inst(maps);
+    inst.install(dual_stack({"192.0.2.0/24"}, {"2001:db8:1::/48", "2001:db8:2::1/128"}, {}));
+    const auto before = dump(maps);
+    auto refused = [&](const bpfmaps::RuleEdit& e, const std::string& says) {
+        try {
+            inst.prepare_edit("alpha", e);
+            ADD_FAILURE() << "accepted; expected: " << says;
+        } catch (const std::exception& ex) {
+            EXPECT_NE(std::string(ex.what()).find(says), std::string::npos) << ex.what();
+        }
+    };
+    refused({.add6 = {pfx6("2001:db8:1::/48")}}, "rule 2001:db8:1::/48 is already live");
+    refused({.remove6 = {pfx6("2001:db8:9::/48")}}, "rule 2001:db8:9::/48 is not live");
+    refused({.add6 = {pfx6("2001:db8:9::/48"), pfx6("2001:db8:9::/48")}}, "rule 2001:db8:9::/48 is twice in one edit");
+    // 4 live (beta's one too) + 4 new > 7 ids: IPv4's and IPv6's count together.
+    refused({.add = {pfx("198.51.100.1/32")},
+             .add6 = {pfx6("2001:db8:9::1/128"), pfx6("2001:db8:9::2/128"), pfx6("2001:db8:9::3/128")}},
+            "the rules do not fit: this host's datapath holds 7 rules");
+    EXPECT_THROW(inst.prepare_edit("nosuch", {.add6 = {pfx6("2001:db8:9::/48")}}), std::invalid_argument);
+    EXPECT_TRUE(dump(maps) == before);
+    EXPECT_EQ(inst.generation(), 1u);
+    // Three fit exactly.
+    auto p = inst.prepare_edit("alpha", {.add6 = {pfx6("2001:db8:9::1/128"), pfx6("2001:db8:9::2/128"),
+                                                  pfx6("2001:db8:9::3/128")}});
+    EXPECT_EQ(p.t.fresh_rule_ids, (std::vector<std::uint32_t>{5, 6, 7}));
+}
+
+// A write that fails at any point of an IPv6 edit's write_idle leaves the
+// live set, its generation and its lookup tables as they were; the edit then
+// goes through and ends as a clean one does.
+TEST(Installer, FailedIpv6EditWriteChangesNothingLiveAtAnyPoint) {
+    const auto start = dual_stack({"192.0.2.0/24"}, {"2001:db8:1::/48", "2001:db8:2::1/128"}, {"2001:db8:1::/48"});
+    const bpfmaps::RuleEdit e{.add = {pfx("198.51.100.7/32")},
+                              .add6 = {pfx6("2001:db8:1:2::/64"), pfx6("2001:db8:3::/56")},
+                              .remove6 = {pfx6("2001:db8:2::1/128")}};
+    MapDump clean_end;
+    std::size_t clean = 0;
+    {
+        Fixture f;
+        bpfmaps::Installer inst(f.maps);
+        inst.install(start);
+        auto p = inst.prepare_edit("alpha", e);
+        const auto w = f.maps.writes;
+        inst.write_idle(p);
+        clean = f.maps.writes - w;
+        inst.flip(p);
+        inst.finish(p);
+        clean_end = dump(f.maps);
+    }
+    ASSERT_GT(clean, 6u);
+    for (std::size_t n = 0; n < clean; ++n) {
+        SCOPED_TRACE("write " + std::to_string(n));
+        Fixture f;
+        bpfmaps::Installer inst(f.maps);
+        inst.install(start);
+        const vw_state st = state(f.maps);
+        const auto live_before = bpfmaps::read_set_image(f.maps, st.active_set);
+        auto p = inst.prepare_edit("alpha", e);
+        f.maps.fail_write_after(n);
+        EXPECT_THROW(inst.write_idle(p), bpfmaps::BpfError);
+        EXPECT_EQ(state(f.maps).generation, st.generation);
+        EXPECT_EQ(state(f.maps).active_set, st.active_set);
+        const auto live_after = bpfmaps::read_set_image(f.maps, st.active_set);
+        EXPECT_EQ(*live_after.rules6, *live_before.rules6);
+        EXPECT_EQ(*live_after.rules, *live_before.rules);
+        EXPECT_TRUE(same_scopes(live_after.scopes6, live_before.scopes6));
+        EXPECT_TRUE(rule6_in_map(f.maps, Map::rules6_hash, st.active_set, 1, "2001:db8:2::1/128"));
+        EXPECT_FALSE(rule6_in_map(f.maps, Map::rules6_hash, st.active_set, 1, "2001:db8:1:2::/64"));
+        // Recovery: the same edit, planned again on what the maps now hold.
+        auto again = inst.prepare_edit("alpha", e);
+        inst.write_idle(again);
+        inst.flip(again);
+        inst.finish(again);
+        EXPECT_EQ(inst.generation(), 2u);
+        EXPECT_TRUE(dump(f.maps) == clean_end);
     }
 }

@@ -257,53 +257,124 @@ Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
     return t;
 }
 
+namespace {
+
+// The rule of `e`'s identity as text, for an error.
+std::string rule_text(const RuleEntry& e) { return rules::Ipv4Prefix{e.addr(), e.len()}.str(); }
+std::string rule_text(const RuleEntry6& e) { return rules::Ipv6Prefix{e.addr, e.len}.str(); }
+
+// One family's live rules (sorted by identity) with `adds` and `removals`
+// (entries of one scope, sorted) merged in, in one pass: an added rule takes
+// the lowest id nobody holds (`pool` is shared by both families, and IPv4
+// takes its ids first, as in translate()), a removed one goes to `gone`.
+template <class Entry>
+std::vector<Entry> edit_rules(const std::vector<Entry>& have, const std::vector<Entry>& adds,
+                              const std::vector<Entry>& removals, const char* family, IdPool& pool,
+                              std::vector<Entry>& upserts, std::vector<Entry>& gone,
+                              std::vector<std::uint32_t>& fresh) {
+    std::vector<Entry> out;
+    out.reserve(have.size() + adds.size());
+    std::size_t a = 0, r = 0, scopes = 0;
+    auto push = [&](const Entry& e) {
+        if (out.empty() || out.back().scope != e.scope) ++scopes;
+        out.push_back(e);
+    };
+    auto add_next = [&] {
+        Entry e = adds[a++];
+        e.id = pool.take();
+        fresh.push_back(e.id);
+        upserts.push_back(e);
+        push(e);
+    };
+    for (const auto& h : have) {
+        while (a < adds.size() && adds[a].before(h)) add_next();
+        if (a < adds.size() && adds[a].same_rule(h))
+            throw std::invalid_argument("rule " + rule_text(adds[a]) + " is already live");
+        if (r < removals.size() && removals[r].same_rule(h)) {
+            gone.push_back(h);
+            ++r;
+            continue;
+        }
+        push(h);
+    }
+    while (a < adds.size()) add_next();
+    if (r != removals.size()) throw std::invalid_argument("rule " + rule_text(removals[r]) + " is not live");
+    if (scopes > VW_MAX_SCOPES)
+        throw std::length_error(std::string(family) + " rules for " + std::to_string(scopes) +
+                                " (vault, virtual network) pairs exceed the " + std::to_string(VW_MAX_SCOPES) +
+                                " the datapath holds");
+    return out;
+}
+
+// The entries of one edit list, sorted by identity; a prefix given twice is refused.
+template <class Entry, class Prefix, class Make>
+std::vector<Entry> edit_entries(const std::vector<Prefix>& prefixes, Make make) {
+    std::vector<Entry> out;
+    out.reserve(prefixes.size());
+    for (const auto& p : prefixes) out.push_back(make(p));
+    std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.before(b); });
+    for (std::size_t i = 1; i < out.size(); ++i)
+        if (out[i].same_rule(out[i - 1])) throw std::invalid_argument("rule " + rule_text(out[i]) + " is twice in one edit");
+    return out;
+}
+
+}  // namespace
+
 Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const std::string& vault_name,
-                           const std::vector<rules::Ipv4Prefix>& add, const std::vector<rules::Ipv4Prefix>& remove,
-                           std::uint32_t max_rules) {
+                           const RuleEdit& edit, std::uint32_t max_rules) {
+    if (!live.vault_flags.count(vault_id)) throw std::invalid_argument("vault " + vault_name + " is not live");
     Translation t;
     t.image.vxlan_port = live.vxlan_port;
+    t.image.drop_events_per_second = live.drop_events_per_second;
     t.image.vault_flags = live.vault_flags;
     t.image.vteps = live.vteps;
     t.image.endpoints = live.endpoints;
     t.image.protected_addrs = live.protected_addrs;
-    // IPv6 tables stay as they are (an edit changes one vault's IPv4 ip rules).
     t.image.vteps6 = live.vteps6;
     t.image.endpoints6 = live.endpoints6;
     t.image.protected_addrs6 = live.protected_addrs6;
-    t.image.rules6 = live.rules6;
     t.image.scopes6 = live.scopes6;
-    t.from6 = live.rules6.get();
-    const auto& have = *live.rules;
-    IdPool pool(max_rules, live);
-    auto entry = [&](const rules::Ipv4Prefix& p) { return RuleEntry::make(vault_id, 0, p.addr, p.len, 0); };
-
-    std::vector<RuleEntry> out;
-    out.reserve(have.size() + add.size());
-    std::size_t a = 0, r = 0;
-    auto add_next = [&] {  // the next added rule, with the lowest id nobody holds
-        RuleEntry e = entry(add[a++]);
-        e.id = pool.take();
-        t.fresh_rule_ids.push_back(e.id);
-        t.upserts.push_back(e);
-        out.push_back(e);
-    };
-    for (const auto& h : have) {
-        while (a < add.size() && entry(add[a]).before(h)) add_next();
-        if (a < add.size() && entry(add[a]).same_rule(h))
-            throw std::invalid_argument("rule " + add[a].str() + " is already live");
-        if (r < remove.size() && entry(remove[r]).same_rule(h)) {
-            t.removals.push_back(h);
-            ++r;
-            continue;
-        }
-        out.push_back(h);
-    }
-    while (a < add.size()) add_next();
-    if (r != remove.size()) throw std::invalid_argument("rule " + remove[r].str() + " is not live");
-    if (!live.vault_flags.count(vault_id)) throw std::invalid_argument("vault " + vault_name + " is not live");
-    t.image.rules = std::make_shared<const std::vector<RuleEntry>>(std::move(out));
     t.from = live.rules.get();
-    if (!add.empty() || !remove.empty()) t.diff.push_back({vault_name, add.size(), remove.size()});
+    t.from6 = live.rules6.get();
+    IdPool pool(max_rules, live);
+
+    auto entry4 = [&](const rules::Ipv4Prefix& p) { return RuleEntry::make(vault_id, 0, p.addr, p.len, 0); };
+    auto entry6 = [&](const rules::Ipv6Prefix& p) {
+        return RuleEntry6::make(vault_id, 0, rules::Ipv6Prefix::masked(p.addr, p.len), p.len, 0);
+    };
+    const auto adds4 = edit_entries<RuleEntry>(edit.add, entry4), removals4 = edit_entries<RuleEntry>(edit.remove, entry4);
+    const auto adds6 = edit_entries<RuleEntry6>(edit.add6, entry6),
+               removals6 = edit_entries<RuleEntry6>(edit.remove6, entry6);
+
+    // A family the edit leaves alone keeps the live list itself (shared, not copied).
+    if (adds4.empty() && removals4.empty()) {
+        t.image.rules = live.rules;
+    } else {
+        t.image.rules = std::make_shared<const std::vector<RuleEntry>>(
+            edit_rules(*live.rules, adds4, removals4, "IPv4", pool, t.upserts, t.removals, t.fresh_rule_ids));
+    }
+    if (adds6.empty() && removals6.empty()) {
+        t.image.rules6 = live.rules6;
+    } else {
+        auto rules6 = std::make_shared<const std::vector<RuleEntry6>>(
+            edit_rules(*live.rules6, adds6, removals6, "IPv6", pool, t.upserts6, t.removals6, t.fresh_rule_ids));
+        // The scope's list of prefix lengths, from its rules after the edit:
+        // a length may appear or go with its last rule. Crossing
+        // VW_SCOPE6_MAX_LENS (either way) needs nothing more than this value:
+        // vw_rules6 (the trie) and vw_rules6_hash both hold every IPv6 rule
+        // whatever the scope's flag, so the switch between hash probes and the
+        // trie walk is this one entry, written with the rules (write_set6).
+        const std::uint64_t scope = std::uint64_t(vault_id) << 32;
+        auto lo = std::partition_point(rules6->begin(), rules6->end(), [&](const RuleEntry6& e) { return e.scope < scope; });
+        auto hi = std::partition_point(lo, rules6->end(), [&](const RuleEntry6& e) { return e.scope == scope; });
+        if (lo == hi)
+            t.image.scopes6.erase(scope);
+        else
+            t.image.scopes6[scope] = scope6_of(&*lo, &*lo + (hi - lo));
+        t.image.rules6 = std::move(rules6);
+    }
+    if (!edit.empty())
+        t.diff.push_back({vault_name, adds4.size() + adds6.size(), removals4.size() + removals6.size()});
     return t;
 }
 

@@ -127,15 +127,24 @@ struct Translation {
 Translation translate(const rules::CompiledRuleSet& set, const SetImage& live,
                       const std::map<std::uint32_t, std::string>& names, std::uint32_t max_rules);
 
-// One vault's ip rules (vni 0) edited against the live image: `add` and
-// `remove` (each sorted, disjoint from each other; adds not yet live,
-// removals live). Gives what translate() of the edited rule set would, in one
-// pass over the live rules and without the compiled set: the path of
-// `vaultwallctl rule add|remove` at a million rules. vault_ids and rule_ids
-// stay empty.
+// One vault's ip rules (vni 0) to change, per family: each list sorted and
+// without duplicates, adds not live yet, removals live.
+struct RuleEdit {
+    // Initialised, so that {.add6 = {...}} leaves the others empty without a warning.
+    std::vector<rules::Ipv4Prefix> add = {}, remove = {};
+    std::vector<rules::Ipv6Prefix> add6 = {}, remove6 = {};
+    bool empty() const { return add.empty() && remove.empty() && add6.empty() && remove6.empty(); }
+};
+
+// `edit` applied to vault `vault_id` of the live image. Gives what
+// translate() of the edited rule set would (ids, the IPv6 scope's list of
+// prefix lengths, the difference), in one pass over each family's live rules
+// and without the compiled set: the path of `vaultwallctl rule add|remove` at
+// a million rules. vault_ids, rule_ids and rule_ids6 stay empty. Throws
+// std::length_error or std::invalid_argument, writing nothing, as
+// translate() does.
 Translation translate_edit(const SetImage& live, std::uint32_t vault_id, const std::string& vault_name,
-                           const std::vector<rules::Ipv4Prefix>& add, const std::vector<rules::Ipv4Prefix>& remove,
-                           std::uint32_t max_rules);
+                           const RuleEdit& edit, std::uint32_t max_rules);
 
 // What the live set holds now, read without writing anything (vaultwallctl
 // reads the pins with it while the daemon is down).

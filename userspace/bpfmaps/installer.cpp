@@ -313,13 +313,12 @@ Installer::Plan Installer::prepare(const rules::CompiledRuleSet& set) const {
     return p;
 }
 
-Installer::Plan Installer::prepare_edit(const std::string& vault, const std::vector<rules::Ipv4Prefix>& add,
-                                       const std::vector<rules::Ipv4Prefix>& remove) const {
+Installer::Plan Installer::prepare_edit(const std::string& vault, const RuleEdit& edit) const {
     Plan p;
     p.started = std::chrono::steady_clock::now();
     auto id = vault_id(vault);
     if (!id) throw std::invalid_argument("vault " + vault + " is not in this datapath");
-    p.t = translate_edit(sets_[live_], *id, vault, add, remove, max_rules_);
+    p.t = translate_edit(sets_[live_], *id, vault, edit, max_rules_);
     p.vaults = p.t.image.vault_flags.size();
     p.endpoints = p.t.image.endpoints.size() + p.t.image.endpoints6.size();
     p.rules = p.t.image.rules->size() + p.t.image.rules6->size();

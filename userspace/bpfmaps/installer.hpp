@@ -84,10 +84,10 @@ public:
     // Throws (std::length_error, std::invalid_argument) when the set does not
     // fit the maps. Touches nothing.
     Plan prepare(const rules::CompiledRuleSet& set) const;
-    // The same for an edit of one live vault's ip rules (translate_edit),
-    // without the compiled set: its counts are those of the edited image.
-    Plan prepare_edit(const std::string& vault, const std::vector<rules::Ipv4Prefix>& add,
-                      const std::vector<rules::Ipv4Prefix>& remove) const;
+    // The same for an edit of one live vault's ip rules of either family
+    // (translate_edit), without the compiled set: its counts are those of the
+    // edited image.
+    Plan prepare_edit(const std::string& vault, const RuleEdit& edit) const;
     // Throws BpfError when a write fails; the live set is untouched then.
     void write_idle(const Plan& plan);
     void flip(const Plan& plan);

@@ -4,9 +4,9 @@
 // An edit never re-reads or recompiles the rule file: the new prefixes are
 // validated as an ip_rules_file line would be, merged into the compiled set
 // and into each interface's live image (translate_edit: one pass over the
-// live rules), and written as a new generation in one transaction whose
-// commit point is the rename of the vault's rewritten ip_rules_file (written
-// and fsynced first). So the file always says what is enforced: a SIGHUP or a
+// live rules of each family the edit touches), and written as a new
+// generation in one transaction whose commit point is the rename of the
+// vault's rewritten ip_rules_file (written and fsynced first). So the file always says what is enforced: a SIGHUP or a
 // restart afterwards compiles exactly the same rules.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -260,29 +260,23 @@ Json Daemon::rule_edit(const Json& req, const Progress& progress) {
         for (const auto& p : v4.add) next += p.str() + "\n";
         for (const auto& p : v6.add) next += p.str() + "\n";
 
-        // An IPv4 edit takes the one-pass path (translate_edit) and the
-        // compiled set follows in place after the commit: no copy of a million
-        // rules. An edit with IPv6 in it is translated as a reload is, from a
-        // copy of the compiled set with the edit applied.
-        std::optional<rules::CompiledRuleSet> edited;
-        if (!v6.empty())
-            edited = log.run("compile", {}, [&] {
-                rules::CompiledRuleSet e = *set_;
-                v4.apply(e.rules, vi);
-                v6.apply(e.rules6, vi);
-                return e;
-            });
-
+        // Both families take the one-pass path (translate_edit: the live
+        // image with the edit merged in) and the compiled set follows in place
+        // after the commit: no copy of a million rules.
+        bpfmaps::RuleEdit edit{v4.add, v4.remove, v6.add, v6.remove};
+        const std::size_t after4 = set_->rules.size() + v4.add.size() - v4.remove.size();
+        const std::size_t after6 = set_->rules6.size() + v6.add.size() - v6.remove.size();
         std::vector<bpfmaps::Installer::Plan> plans;
         for (auto& i : ifaces_) {
             plans.push_back(log.run("prepare", {{"dev", i.dev}}, [&] {
                 try {
-                    const std::size_t after = set_->rules.size() + v4.add.size() - v4.remove.size();
-                    if (after >= i.dp->max_rules())
-                        throw std::length_error(std::to_string(after) + " rules do not fit its datapath, which holds " +
-                                                std::to_string(i.dp->max_rules() - 1));
-                    if (edited) return i.inst->prepare(*edited);
-                    return i.inst->prepare_edit(vault, v4.add, v4.remove);
+                    // Rule ids 1..max_rules-1 are one space for both families.
+                    if (after4 + after6 >= i.dp->max_rules())
+                        throw std::length_error(std::to_string(after4 + after6) + " rules (" +
+                                                std::to_string(after4) + " IPv4, " + std::to_string(after6) +
+                                                " IPv6) do not fit its datapath, which holds " +
+                                                std::to_string(i.dp->max_rules() - 1) + " of both families");
+                    return i.inst->prepare_edit(vault, edit);
                 } catch (const std::exception& e) {
                     throw std::runtime_error("interface " + i.dev + ": " + e.what() + " (nothing changed)");
                 }
@@ -295,8 +289,8 @@ Json Daemon::rule_edit(const Json& req, const Progress& progress) {
         // Committed: the model and the compiled set follow.
         v4.commit(vit->ip_rules, vit->ip_rules_file);
         v6.commit(vit->ip_rules6, vit->ip_rules_file);
-        if (edited) *set_ = std::move(*edited);
-        else v4.apply(set_->rules, vi);
+        v4.apply(set_->rules, vi);
+        v6.apply(set_->rules6, vi);
         reference_.reset();  // rebuilt by the next explain
         ++reloads_ok_;
 
