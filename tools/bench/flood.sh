@@ -9,7 +9,7 @@
 # up ... down; SPEC §6 addresses only, no route out); the flood is bounded by
 # time and by a packet count, and goes only to the lab's vault host.
 #
-#   tools/bench/flood.sh [--test] [--seconds S] [--threads N] [--rounds R]
+#   tools/bench/flood.sh [--test] [--seconds S] [--threads N] [--rounds R] [--drop-events N]
 #
 # Phases, S seconds of clients each (default 20; --test: 8):
 #   vaultwall        XDP on the vault host's eth0 drops the flood (drop.no_rule)
@@ -27,6 +27,9 @@
 # the flood's packets and rate; then a markdown table of the medians over the
 # rounds for docs/benchmarks.md. The gate stays up throughout; without
 # vaultwall's program it admits by its user-space check of the same ip_rules.
+# --drop-events N: the lab's rules with host.drop_events_per_second: N (the
+# default 1000; 0 sends no denied-flow events), to tell the events' share of
+# vaultwall's cost from the verdict's.
 # --test: the vaultwall phases only, and exit 1 unless the success rate under
 # the flood is at least 99.9% (ctest e2e.flood). No timing is asserted.
 set -euo pipefail
@@ -41,13 +44,15 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_PER=${2:?--seconds needs a number}; shift 2 ;;
     --threads) THREADS=${2:?--threads needs a number}; shift 2 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift 2 ;;
+    --drop-events) DROP_EVENTS=${2:?--drop-events needs a number}; shift 2 ;;
     -h|--help) print_help "$0"; exit 0 ;;
-    *) echo "flood.sh: unknown argument $1 (--test, --seconds S, --threads N, --rounds R)" >&2; exit 2 ;;
+    *) echo "flood.sh: unknown argument $1 (--test, --seconds S, --threads N, --rounds R, --drop-events N)" >&2; exit 2 ;;
   esac
 done
 die() { echo "flood.sh: $*" >&2; exit 1; }
 [[ "$SECONDS_PER" =~ ^[0-9]+$ ]] && [ "$SECONDS_PER" -gt 0 ] || die "--seconds wants a whole number"
 [[ "$ROUNDS" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -gt 0 ] || die "--rounds wants a whole number"
+[ -z "${DROP_EVENTS:-}" ] || [[ "$DROP_EVENTS" =~ ^[0-9]+$ ]] || die "--drop-events wants a whole number"
 [ "$MODE" = test ] && ROUNDS=1
 require_root "namespaces, XDP, nftables"
 require_tools trafgen nft jq ip nsenter timeout
@@ -73,6 +78,12 @@ trap 'exit 130' INT TERM
 ns() { local n=$1; shift; ip netns exec "vwl-$n" "$@"; }
 "$LAB" status >/dev/null 2>&1 && "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up >"$WORK/lab.log" 2>&1 || { cat "$WORK/lab.log" >&2; die "the lab did not come up"; }
+if [ -n "${DROP_EVENTS:-}" ]; then
+  # The lab's rule file with the event rate set under host:, reloaded.
+  sed -i "s/^host:\$/host:\n  drop_events_per_second: $DROP_EVENTS/" /run/vaultwall-lab/rules.yaml
+  "$BIN/vaultwallctl" --socket /run/vaultwall-lab/ctl.sock reload >/dev/null ||
+    die "the reload with drop_events_per_second: $DROP_EVENTS failed"
+fi
 
 "$LAB" token app >"$WORK/token"
 "$LAB" curl alice -sS -o /dev/null -w '%{http_code}' --resolve contoso-prod.vault.lab:443:203.0.113.10 \
@@ -136,7 +147,7 @@ phase() {  # phase NAME FLOOD(0|1) ROUND
 }
 
 echo "flood.sh ($MODE) at $(date -u +%FT%TZ); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?');" \
-     "nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); $THREADS client threads, ${SECONDS_PER}s per phase, $ROUNDS round(s)"
+     "nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); $THREADS client threads, ${SECONDS_PER}s per phase, $ROUNDS round(s); drop_events_per_second ${DROP_EVENTS:-1000 (the default)}"
 
 XDP_PROG=$PIN_DIR/eth0/prog_main
 # Each filter in turn on the vault host's eth0; off() leaves it with none.
