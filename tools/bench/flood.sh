@@ -81,6 +81,8 @@ ns() { local n=$1; shift; ip netns exec "vwl-$n" "$@"; }
 if [ -n "${DROP_EVENTS:-}" ]; then
   # The lab's rule file with the event rate set under host:, reloaded.
   sed -i "s/^host:\$/host:\n  drop_events_per_second: $DROP_EVENTS/" /run/vaultwall-lab/rules.yaml
+  grep -qx "  drop_events_per_second: $DROP_EVENTS" /run/vaultwall-lab/rules.yaml ||
+    die "the lab's rules.yaml has no host: section to set drop_events_per_second in"
   "$BIN/vaultwallctl" --socket /run/vaultwall-lab/ctl.sock reload >/dev/null ||
     die "the reload with drop_events_per_second: $DROP_EVENTS failed"
 fi
