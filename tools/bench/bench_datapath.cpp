@@ -5,7 +5,7 @@
 //
 //   vaultwall-bench datapath [--sizes 10,1000,...] [--packets N] [--sweeps N] [--json]
 //   vaultwall-bench datapath6 [--sizes 100000,1000000] [--packets N] [--sweeps N] [--json]
-//   vaultwall-bench datapath-ab --before-obj OBJ [--sizes 1000,...] [--packets N] [--rounds N] [--json]
+//   vaultwall-bench datapath-ab --before-obj OBJ [--after-obj OBJ] [--copies K] [--sizes 1000,...] [--packets N] [--rounds N] [--json]
 //   vaultwall-bench reload   [--sizes 1000,100000,...] [--json]
 //   vaultwall-bench events   [--packets N] [--sweeps N] [--json]
 #include <arpa/inet.h>
@@ -39,6 +39,7 @@
 #include "packet/packet.hpp"
 #include "rules/compiled.hpp"
 #include "rules/model.hpp"
+#include "vaultwall_bpf.skel.h"
 #include "vw_bench_bpf.skel.h"
 
 namespace {
@@ -474,16 +475,29 @@ int cmd_datapath6(const std::vector<std::size_t>& sizes, std::size_t packets, in
     return 0;
 }
 
-// Another build's attached program (an older commit's vaultwall.bpf.o),
-// loaded against `dp`'s maps: both programs then classify with the very same
-// rules, and the benchmark alternates between them in one process. Every map
-// of the object must be one of this build's (same name; libbpf refuses a
-// different key or value size at load).
+// A build's attached program (an older commit's vaultwall.bpf.o, or this
+// build's own object again), loaded against `dp`'s maps: both programs then
+// classify with the very same rules, and the benchmark alternates between
+// them in one process. Every map of the object must be one of this build's
+// (same name; libbpf refuses a different key or value size at load).
 class OtherMain {
 public:
+    // From a file.
     OtherMain(const std::string& path, const bpfmaps::Datapath& dp)
-        : obj_(bpf_object__open_file(path.c_str(), nullptr), bpf_object__close) {
-        if (!obj_) throw std::runtime_error("opening " + path + ": " + std::strerror(errno));
+        : OtherMain(path, bpf_object__open_file(path.c_str(), nullptr), dp) {}
+    // This build's object, as embedded in the library: another JIT image of
+    // the very program dp runs.
+    explicit OtherMain(const bpfmaps::Datapath& dp) : OtherMain("this build's object", open_embedded(), dp) {}
+    int fd() const { return fd_; }
+
+private:
+    static bpf_object* open_embedded() {
+        std::size_t size = 0;
+        const void* bytes = vaultwall_bpf__elf_bytes(&size);
+        return bpf_object__open_mem(bytes, size, nullptr);
+    }
+    OtherMain(const std::string& what, bpf_object* obj, const bpfmaps::Datapath& dp) : obj_(obj, bpf_object__close) {
+        if (!obj_) throw std::runtime_error("opening " + what + ": " + std::strerror(errno));
         bpf_map* m;
         bpf_object__for_each_map(m, obj_.get()) {
             if (bpf_map__is_internal(m)) continue;  // .rodata and the like stay its own
@@ -491,21 +505,19 @@ public:
             const auto* info = std::find_if(std::begin(bpfmaps::kMaps), std::end(bpfmaps::kMaps),
                                             [&](const bpfmaps::MapInfo& i) { return name == i.name; });
             if (info == std::end(bpfmaps::kMaps))
-                throw std::runtime_error(path + ": map " + name + " is not one of this build's maps");
+                throw std::runtime_error(what + ": map " + name + " is not one of this build's maps");
             if (int err = bpf_map__reuse_fd(m, dp.map_fd(info->map)))
-                throw std::runtime_error(path + ": reusing map " + name + ": " + std::strerror(-err));
+                throw std::runtime_error(what + ": reusing map " + name + ": " + std::strerror(-err));
         }
         bpf_program* main = bpf_object__find_program_by_name(obj_.get(), "xdp_vaultwall");
-        if (!main) throw std::runtime_error(path + " has no program xdp_vaultwall");
+        if (!main) throw std::runtime_error(what + " has no program xdp_vaultwall");
         bpf_program* p;
         bpf_object__for_each_program(p, obj_.get()) bpf_program__set_autoload(p, p == main);
         if (int err = bpf_object__load(obj_.get()))
-            throw std::runtime_error("loading " + path + ": " + std::strerror(-err));
+            throw std::runtime_error("loading " + what + ": " + std::strerror(-err));
         fd_ = bpf_program__fd(main);
     }
-    int fd() const { return fd_; }
 
-private:
     std::unique_ptr<bpf_object, decltype(&bpf_object__close)> obj_;
     int fd_ = -1;
 };
@@ -548,8 +560,8 @@ json quantiles_json(const std::vector<double>& v) {
 // the result, not one long measurement that a burst of load could skew. Each
 // round also checks that both programs counted the same packets under the
 // same reasons and vaults.
-int cmd_datapath_ab(const std::string& before_obj, const std::vector<std::size_t>& sizes, std::size_t packets,
-                    int rounds, bool as_json) {
+int cmd_datapath_ab(const std::string& before_obj, const std::string& after_obj, int copies,
+                    const std::vector<std::size_t>& sizes, std::size_t packets, int rounds, bool as_json) {
     std::mt19937_64 rng(44);
     json results = json::array();
     struct Shape {
@@ -570,16 +582,37 @@ int cmd_datapath_ab(const std::string& before_obj, const std::vector<std::size_t
     if (sched_setaffinity(0, sizeof(one), &one)) throw std::runtime_error("pinning to one CPU failed");
     constexpr std::uint32_t kPasses = 3;  // passes over the working set a measurement
     if (!as_json)
-        std::printf("datapath-ab: after = this build, before = %s; %d rounds, %zu packets a working set, "
+        std::printf("datapath-ab: after = %s, before = %s; %d copies of each, %d rounds, %zu packets a working set, "
                     "%u passes a measurement, on CPU %d\n",
-                    before_obj.c_str(), rounds, packets, kPasses, sched_getcpu());
+                    after_obj.empty() ? "this build" : after_obj.c_str(), before_obj.c_str(), copies, rounds, packets,
+                    kPasses, sched_getcpu());
     for (std::size_t n : sizes) {
         for (bool vxlan : {false, true}) {
             auto rules = make_rules(n, vxlan ? kVni : 0, rng);
             auto dp = bpfmaps::Datapath::open_and_load({.max_rules = static_cast<std::uint32_t>(n + 1024)});
             bpfmaps::Installer installer(*dp);
             auto rep = installer.install(rules);
-            OtherMain before(before_obj, *dp);
+            // Each side is `copies` separately loaded programs, so as many JIT
+            // images, each where the kernel put it: with one image a side, A/A
+            // runs of one object against itself came out ~1% apart (1.010,
+            // 1.011), with four or eight 1.001-1.006 (docs/benchmarks.md,
+            // "Placement bias"): a single load's luck is charged to the code. Round r runs before copy
+            // r % copies and after copy (r / copies) % copies, so the rounds
+            // cover the pairs alike.
+            std::vector<std::unique_ptr<OtherMain>> before, after;
+            for (int i = 0; i < copies; ++i) {
+                before.push_back(std::make_unique<OtherMain>(before_obj, *dp));
+                // Without --after-obj: this build's program, dp's own first.
+                if (!after_obj.empty())
+                    after.push_back(std::make_unique<OtherMain>(after_obj, *dp));
+                else if (i > 0)
+                    after.push_back(std::make_unique<OtherMain>(*dp));
+            }
+            auto after_fd = [&](int r) {
+                const int i = (r / copies) % copies;
+                if (after_obj.empty()) return i == 0 ? dp->main_prog_fd() : after[i - 1]->fd();
+                return after[i]->fd();
+            };
             for (const auto& shape : shapes) {
                 if (shape.vxlan != vxlan) continue;
                 std::vector<packet::Flow> flows;
@@ -604,7 +637,8 @@ int cmd_datapath_ab(const std::string& before_obj, const std::vector<std::size_t
                     std::vector<std::uint64_t> vb, va;
                     auto run = [&](bool after) {
                         auto c0 = verdict_packets(*dp, rep.vault_ids);
-                        const double ns = base.ns_per_packet(after ? dp->main_prog_fd() : before.fd(), kPasses);
+                        const double ns =
+                            base.ns_per_packet(after ? after_fd(r) : before[r % copies]->fd(), kPasses);
                         auto c1 = verdict_packets(*dp, rep.vault_ids);
                         for (std::size_t i = 0; i < c1.size(); ++i) c1[i] -= c0[i];
                         (after ? na : nb) = ns;
@@ -633,6 +667,7 @@ int cmd_datapath_ab(const std::string& before_obj, const std::vector<std::size_t
                           {"shape", sname},
                           {"packets", flows.size()},
                           {"rounds", rounds},
+                          {"copies", copies},
                           {"before_ns", quantiles_json(b_ns)},
                           {"after_ns", quantiles_json(a_ns)},
                           {"floor_ns", quantiles_json(floor_ns)},
@@ -746,11 +781,17 @@ int main(int argc, char** argv) {
     dp6->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     dp6->add_option("--sweeps", sweeps, "sweeps over the working set (median reported)")->check(CLI::Range(1, 100));
     dp6->add_flag("--json", as_json, "JSON output");
-    std::string before_obj;
-    int rounds = 21;
+    std::string before_obj, after_obj;
+    int rounds = 21, copies = 4;
     auto* abc = app.add_subcommand("datapath-ab", "IPv4 ns/packet of this build's program against another build's "
                                                   "object, alternating in short rounds on the same maps");
     abc->add_option("--before-obj", before_obj, "the other build's vaultwall.bpf.o")->required()->check(CLI::ExistingFile);
+    abc->add_option("--after-obj", after_obj,
+                    "measure this object instead of this build's program (the same object as --before-obj: an A/A run)")
+        ->check(CLI::ExistingFile);
+    abc->add_option("--copies", copies, "programs loaded a side, each a JIT image of its own (rounds rotate over them)")
+        ->check(CLI::Range(1, 16))
+        ->capture_default_str();
     abc->add_option("--sizes", sizes, "IPv4 rule-set sizes")->delimiter(',')->default_str("1000,100000,1000000");
     abc->add_option("--packets", packets, "distinct packets in the working set")->check(CLI::Range(1, 1 << 22));
     abc->add_option("--rounds", rounds, "alternating rounds (median and spread of their ratios reported)")
@@ -775,7 +816,7 @@ int main(int argc, char** argv) {
         }
         if (abc->parsed()) {
             if (sizes.empty()) sizes = {1000, 100000, 1000000};
-            return cmd_datapath_ab(before_obj, sizes, packets, rounds, as_json);
+            return cmd_datapath_ab(before_obj, after_obj, copies, sizes, packets, rounds, as_json);
         }
         if (evc->parsed()) return cmd_events(packets, sweeps, as_json);
         if (sizes.empty()) sizes = {1000, 100000, 1000000};

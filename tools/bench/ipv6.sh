@@ -6,7 +6,8 @@
 #     the object of COMMIT (default 7c2f038, the last commit before the IPv6
 #     datapath), both loaded on the same maps in one process, alternating in
 #     short rounds with an XDP_DROP floor beside each (vaultwall-bench
-#     datapath-ab), for 1k/100k/1M IPv4 rules and four packet shapes;
+#     datapath-ab, its default 4 copies of each program), for 1k/100k/1M
+#     IPv4 rules and four packet shapes;
 #  2. IPv6 rule lookups against the kernel's 128-bit LPM trie at 100k and 1M
 #     rules (vaultwall-bench datapath6).
 #
