@@ -596,22 +596,23 @@ int cmd_datapath_ab(const std::string& before_obj, const std::string& after_obj,
             // images, each where the kernel put it: with one image a side, A/A
             // runs of one object against itself came out ~1% apart (1.010,
             // 1.011), with four or eight 1.001-1.006 (docs/benchmarks.md,
-            // "Placement bias"): a single load's luck is charged to the code. Round r runs before copy
-            // r % copies and after copy (r / copies) % copies, so the rounds
-            // cover the pairs alike.
-            std::vector<std::unique_ptr<OtherMain>> before, after;
+            // "Placement bias"): a single load's luck is charged to the code.
+            // Round r runs before copy r % copies and after copy
+            // (r / copies) % copies, so the rounds cover the pairs alike.
+            std::vector<std::unique_ptr<OtherMain>> before_progs, after_progs;
             for (int i = 0; i < copies; ++i) {
-                before.push_back(std::make_unique<OtherMain>(before_obj, *dp));
+                before_progs.push_back(std::make_unique<OtherMain>(before_obj, *dp));
                 // Without --after-obj: this build's program, dp's own first.
                 if (!after_obj.empty())
-                    after.push_back(std::make_unique<OtherMain>(after_obj, *dp));
+                    after_progs.push_back(std::make_unique<OtherMain>(after_obj, *dp));
                 else if (i > 0)
-                    after.push_back(std::make_unique<OtherMain>(*dp));
+                    after_progs.push_back(std::make_unique<OtherMain>(*dp));
             }
+            auto before_fd = [&](int r) { return before_progs[r % copies]->fd(); };
             auto after_fd = [&](int r) {
                 const int i = (r / copies) % copies;
-                if (after_obj.empty()) return i == 0 ? dp->main_prog_fd() : after[i - 1]->fd();
-                return after[i]->fd();
+                if (after_obj.empty()) return i == 0 ? dp->main_prog_fd() : after_progs[i - 1]->fd();
+                return after_progs[i]->fd();
             };
             for (const auto& shape : shapes) {
                 if (shape.vxlan != vxlan) continue;
@@ -637,8 +638,7 @@ int cmd_datapath_ab(const std::string& before_obj, const std::string& after_obj,
                     std::vector<std::uint64_t> vb, va;
                     auto run = [&](bool after) {
                         auto c0 = verdict_packets(*dp, rep.vault_ids);
-                        const double ns =
-                            base.ns_per_packet(after ? after_fd(r) : before[r % copies]->fd(), kPasses);
+                        const double ns = base.ns_per_packet(after ? after_fd(r) : before_fd(r), kPasses);
                         auto c1 = verdict_packets(*dp, rep.vault_ids);
                         for (std::size_t i = 0; i < c1.size(); ++i) c1[i] -= c0[i];
                         (after ? na : nb) = ns;
