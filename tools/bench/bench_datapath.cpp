@@ -551,9 +551,9 @@ json quantiles_json(const std::vector<double>& v) {
     return {{"min", q.min}, {"q1", q.q1}, {"median", q.median}, {"q3", q.q3}, {"max", q.max}};
 }
 
-// IPv4 before and after: this build's program ("after") against another
-// build's ("before", OtherMain), on the same maps and working sets, in many
-// short rounds. A round measures the XDP_DROP floor, both programs (the order
+// IPv4 before and after: this build's program, or after_obj's ("after"),
+// against another build's ("before"), each side `copies` loads (OtherMain),
+// on the same maps and working sets, in many short rounds. A round measures the XDP_DROP floor, both programs (the order
 // swapped every round, so a drift in the machine's speed hits both alike) and
 // the floor again; its ratio is after / before, raw and over the round's
 // floor. Rounds are the unit: the median ratio and its spread over rounds are
@@ -783,8 +783,8 @@ int main(int argc, char** argv) {
     dp6->add_flag("--json", as_json, "JSON output");
     std::string before_obj, after_obj;
     int rounds = 21, copies = 4;
-    auto* abc = app.add_subcommand("datapath-ab", "IPv4 ns/packet of this build's program against another build's "
-                                                  "object, alternating in short rounds on the same maps");
+    auto* abc = app.add_subcommand("datapath-ab", "IPv4 ns/packet of this build's program (or --after-obj) against "
+                                                  "another build's object, alternating in short rounds on the same maps");
     abc->add_option("--before-obj", before_obj, "the other build's vaultwall.bpf.o")->required()->check(CLI::ExistingFile);
     abc->add_option("--after-obj", after_obj,
                     "measure this object instead of this build's program (the same object as --before-obj: an A/A run)")
